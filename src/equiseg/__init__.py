@@ -1,0 +1,1 @@
+"""equiseg: equivariant segmentation models and label-free equivariance audits."""

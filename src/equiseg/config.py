@@ -1,0 +1,278 @@
+"""Every parameter of the pipeline: its type, default and allowed values.
+
+`params.yaml` (composed by Hydra from `conf/`) is read here and nowhere else. Each stage asks for
+the one typed, validated section it needs; a wrong value raises `ConfigError` with a one-line
+message that names the key, what was wrong and the allowed values, before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from equiseg.errors import EquisegError
+
+MODEL_NAMES = ("unet", "gunet", "gunet_p4m")
+GROUP_NAMES = ("trivial", "p4", "p4m")
+AUGMENT_NAMES = ("minimal", "full")
+DATA_SOURCES = ("synthetic", "leeds")
+ORIENTATIONS = ("upright", "uniform")
+GROUP_POOLS = ("mean", "max")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PERTURBATIONS = ("rotate", "flip", "brightness", "contrast", "noise")
+
+
+class ConfigError(EquisegError):
+    """A parameter is missing or has a wrong value; the message names the key."""
+
+
+def _fail(key: str, problem: str, allowed: str = "") -> None:
+    hint = f" (allowed: {allowed})" if allowed else ""
+    raise ConfigError(f"params: '{key}' {problem}{hint}")
+
+
+def check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        _fail(key, f"is {value!r}", ", ".join(allowed))
+
+
+def check_positive(key: str, value: Any, kind: type = int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        _fail(key, f"must be a {'number' if kind is float else 'whole number'}, got {value!r}")
+    if value <= 0:
+        _fail(key, f"must be positive, got {value!r}")
+
+
+def check_divisible_by_16(key: str, value: Any) -> None:
+    check_positive(key, value)
+    if value % 16:
+        _fail(key, f"is {value}, which is not divisible by 16 (the U-Nets pool four times)")
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """The embedded butterfly-like dataset that runs offline."""
+
+    n_images: int = 200
+    image_size: int = 128
+    species: int = 5
+    orientation: str = "upright"
+    seed: int = 0
+
+    def validate(self, prefix: str = "data.synthetic") -> None:
+        check_positive(f"{prefix}.n_images", self.n_images)
+        check_divisible_by_16(f"{prefix}.image_size", self.image_size)
+        check_positive(f"{prefix}.species", self.species)
+        check_choice(f"{prefix}.orientation", self.orientation, ORIENTATIONS)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and the geometry every model sees."""
+
+    source: str = "synthetic"
+    urls: tuple[str, ...] = (
+        "http://www.josiahwang.com/dataset/leedsbutterfly/leedsbutterfly_dataset_v1.0.zip",
+        "https://zenodo.org/records/7558895/files/leedsbutterfly_dataset_v1.0.zip",
+    )
+    checksum: str = "md5:d395ad65a68cf6b31c7c9e1e2f735e3c"
+    archive: str | None = None
+    raw_dir: str = "data/raw"
+    split_file: str = "data/split.csv"
+    image_size: int = 64
+    pad_size: int = 64
+    val_fraction: float = 0.2
+    split_seed: int = 0
+    cache_images: bool = True
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def validate(self) -> None:
+        check_choice("data.source", self.source, DATA_SOURCES)
+        check_divisible_by_16("data.image_size", self.image_size)
+        check_divisible_by_16("data.pad_size", self.pad_size)
+        if self.pad_size < self.image_size:
+            _fail("data.pad_size", f"is {self.pad_size}, smaller than data.image_size={self.image_size}",
+                  f"a multiple of 16 >= {self.image_size}")
+        if not 0 < self.val_fraction < 1:
+            _fail("data.val_fraction", f"is {self.val_fraction!r}", "a number between 0 and 1")
+        algo, _, digest = str(self.checksum).partition(":")
+        if algo not in ("md5", "sha256") or not digest:
+            _fail("data.checksum", f"is {self.checksum!r}", "'md5:<hex>' or 'sha256:<hex>'")
+        if self.source == "leeds" and not self.urls and not self.archive:
+            _fail("data.urls", "is empty and data.archive is not set",
+                  "set data.archive to a local zip or folder, or give a download URL")
+        self.synthetic.validate()
+
+
+@dataclass(frozen=True)
+class ArchitectureConfig:
+    """One U-Net skeleton; the group decides plain (trivial), P4 or P4M."""
+
+    group: str = "trivial"
+    filters: tuple[int, ...] = (32, 32, 64, 64)
+    norm_groups: int = 8
+    group_pool: str = "mean"
+    in_channels: int = 3
+    out_channels: int = 1
+
+    def validate(self, prefix: str) -> None:
+        check_choice(f"{prefix}.group", self.group, GROUP_NAMES)
+        check_choice(f"{prefix}.group_pool", self.group_pool, GROUP_POOLS)
+        if len(self.filters) != 4:
+            _fail(f"{prefix}.filters", f"has {len(self.filters)} entries", "four, one per level")
+        for i, width in enumerate(self.filters):
+            check_positive(f"{prefix}.filters[{i}]", width)
+            if width % self.norm_groups:
+                _fail(f"{prefix}.norm_groups",
+                      f"is {self.norm_groups}, which does not divide filters[{i}]={width}",
+                      "a divisor of every filter count")
+        check_positive(f"{prefix}.in_channels", self.in_channels)
+        check_positive(f"{prefix}.out_channels", self.out_channels)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimiser and loop; the seed's paper settings are the `paper` profile."""
+
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    device: str = "auto"
+    workers: int = 0
+    bf16: bool = True
+    channels_last: bool = True
+    deterministic: bool = True
+    checkpoint_dir: str = ".cache/checkpoints"
+    seed: int = 0
+
+    def validate(self) -> None:
+        check_positive("train.epochs", self.epochs)
+        check_positive("train.batch_size", self.batch_size)
+        check_positive("train.lr", self.lr, float)
+        if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
+            _fail("train.weight_decay", f"is {self.weight_decay!r}", "a number >= 0")
+        check_choice("train.device", self.device, DEVICES)
+        if not isinstance(self.workers, int) or self.workers < 0:
+            _fail("train.workers", f"is {self.workers!r}", "a whole number >= 0")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """The perturbation sweeps of the rotation_sweep stage (and the defaults of `equiseg audit`)."""
+
+    angle_step: float = 5.0
+    image_index: int = 0
+    batch_size: int = 16
+    flips: bool = True
+    brightness: tuple[float, ...] = (-0.4, -0.2, 0.0, 0.2, 0.4)
+    contrast: tuple[float, ...] = (0.4, 0.7, 1.0, 1.3, 1.6)
+    noise: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
+    max_images: int = 0  # 0 = the whole validation set
+    gif: bool = True
+
+    def validate(self) -> None:
+        check_positive("sweep.angle_step", self.angle_step, float)
+        if self.angle_step > 360:
+            _fail("sweep.angle_step", f"is {self.angle_step}", "a number in (0, 360]")
+        if not isinstance(self.image_index, int) or self.image_index < 0:
+            _fail("sweep.image_index", f"is {self.image_index!r}", "a whole number >= 0")
+        check_positive("sweep.batch_size", self.batch_size)
+        if not isinstance(self.max_images, int) or self.max_images < 0:
+            _fail("sweep.max_images", f"is {self.max_images!r}", "0 (all) or a positive count")
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole of params.yaml, validated."""
+
+    profile: str = "quick"
+    seed: int = 0
+    models: tuple[str, ...] = ("unet", "gunet")
+    augments: tuple[str, ...] = AUGMENT_NAMES
+    data: DataConfig = field(default_factory=DataConfig)
+    architectures: dict[str, ArchitectureConfig] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+
+    def validate(self) -> None:
+        if isinstance(self.models, str) or not self.models:
+            _fail("models", f"is {self.models!r}", "a non-empty list of " + ", ".join(MODEL_NAMES))
+        for i, name in enumerate(self.models):
+            check_choice(f"models[{i}]", name, MODEL_NAMES)
+            if name not in self.architectures:
+                _fail(f"architectures.{name}", "is missing", "a section for every model in `models`")
+        if isinstance(self.augments, str) or not self.augments:
+            _fail("augments", f"is {self.augments!r}", "a non-empty list of " + ", ".join(AUGMENT_NAMES))
+        for i, name in enumerate(self.augments):
+            check_choice(f"augments[{i}]", name, AUGMENT_NAMES)
+        for name, arch in self.architectures.items():
+            check_choice("architectures", name, MODEL_NAMES)
+            arch.validate(f"architectures.{name}")
+        self.data.validate()
+        self.train.validate()
+        self.sweep.validate()
+
+    def architecture(self, model: str) -> ArchitectureConfig:
+        check_choice("model", model, MODEL_NAMES)
+        if model not in self.architectures:
+            _fail(f"architectures.{model}", "is missing", "add a section for this model")
+        return self.architectures[model]
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    """Build dataclass `cls` from a mapping, rejecting unknown keys by name."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        _fail(prefix or "params", f"must be a mapping, got {type(raw).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        _fail(key, "is not a known parameter", ", ".join(known))
+    values = {}
+    for name, value in raw.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if (cls, name) in _NESTED:
+            values[name] = _build(_NESTED[cls, name], value, key)
+        elif name == "architectures" and cls is Params:
+            if not isinstance(value, dict):
+                _fail(key, "must be a mapping of model name to settings")
+            values[name] = {m: _build(ArchitectureConfig, v, f"{key}.{m}") for m, v in value.items()}
+        elif isinstance(value, list):
+            values[name] = tuple(value)
+        else:
+            values[name] = value
+    return cls(**values)
+
+
+_NESTED = {
+    (Params, "data"): DataConfig,
+    (Params, "train"): TrainConfig,
+    (Params, "sweep"): SweepConfig,
+    (DataConfig, "synthetic"): SyntheticConfig,
+}
+
+
+def parse_params(raw: dict) -> Params:
+    """Typed, validated parameters from an already loaded mapping."""
+    params = _build(Params, raw, "")
+    params.validate()
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; every problem is a one-line `ConfigError`."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found; run from the project root or pass --params") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return parse_params(raw or {})
