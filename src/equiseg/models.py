@@ -1,0 +1,116 @@
+"""One U-Net skeleton; `unet`, `gunet` and `gunet_p4m` are that skeleton over different groups.
+
+With the trivial group every layer is an ordinary convolution (the plain U-Net); with p4 or p4m the
+same code is exactly equivariant to 90-degree rotations (and mirrors). Encoder: four residual
+blocks, each followed by 2x2 max pooling; a bottleneck block; decoder: bilinear upsampling, skip
+concatenation and a residual block per level; head: pool the group axis, then a 1x1 convolution.
+Every pooling/upsampling step commutes with rot90 and flips when the size is divisible by 16.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from equiseg.errors import EquisegError
+from equiseg.groups import get_group
+from equiseg.layers import GroupPool, ResidualBlock
+
+# The architecture of each named model when params.yaml overrides nothing; params.yaml sets them all.
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    "unet": {"group": "trivial", "filters": (32, 32, 64, 64), "norm_groups": 8},
+    "gunet": {"group": "p4", "filters": (16, 16, 32, 32), "norm_groups": 8},
+    "gunet_p4m": {"group": "p4m", "filters": (12, 12, 24, 24), "norm_groups": 4},
+}
+
+
+class InputSizeError(EquisegError, ValueError):
+    """The input's height or width is not divisible by 16."""
+
+
+class UNet(nn.Module):
+    """A residual U-Net over the group `group`; input (B, C, H, W), output (B, out, H, W) logits."""
+
+    def __init__(self, group: str = "trivial", filters: tuple[int, ...] = (32, 32, 64, 64),
+                 norm_groups: int = 8, group_pool: str = "mean", in_channels: int = 3,
+                 out_channels: int = 1) -> None:
+        super().__init__()
+        g = get_group(group)
+        self.group_name = group
+        widths = list(filters)
+        self.down = nn.ModuleList()
+        previous, lifting = in_channels, True
+        for width in widths:
+            self.down.append(ResidualBlock(previous, width, g, norm_groups, lifting=lifting))
+            previous, lifting = width, False
+        self.bottleneck = ResidualBlock(previous, widths[-1], g, norm_groups)
+        self.up = nn.ModuleList()
+        for width in reversed(widths):
+            self.up.append(ResidualBlock(previous + width, width, g, norm_groups))
+            previous = width
+        self.pool_group = GroupPool(g, group_pool)
+        self.head = nn.Conv2d(previous, out_channels, kernel_size=1)
+        self.divisor = 2 ** len(widths)
+
+    def forward(self, x: Tensor) -> Tensor:
+        height, width = x.shape[-2:]
+        if height % self.divisor or width % self.divisor:
+            raise InputSizeError(
+                f"input is {height}x{width}; height and width must be divisible by {self.divisor} "
+                "(resize or pad the image, e.g. data.pad_size)")
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.bottleneck(x)
+        for block, skip in zip(self.up, reversed(skips)):
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skip], dim=1))
+        return self.head(self.pool_group(x))
+
+
+def build_model(name: str, **overrides: Any) -> nn.Module:
+    """The model called `name` ('unet', 'gunet', 'gunet_p4m'), its preset updated by `overrides`."""
+    if name not in MODEL_PRESETS:
+        raise EquisegError(f"unknown model {name!r} (allowed: {', '.join(MODEL_PRESETS)})")
+    settings = {**MODEL_PRESETS[name], **overrides}
+    settings["filters"] = tuple(settings["filters"])
+    return UNet(**settings)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def save_trained(path: str | Path, model: nn.Module, name: str, architecture: dict[str, Any],
+                 extra: dict[str, Any] | None = None) -> None:
+    """Save weights with what it takes to rebuild the model, atomically."""
+    from equiseg.io import atomic_path
+
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"name": name, "architecture": dict(architecture), "extra": dict(extra or {}),
+               "state_dict": state}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_trained(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild a model saved by `save_trained`; returns (model in eval mode, meta)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EquisegError(f"{path}: trained model not found; run `dvc repro` (or the train stage)")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+        model = build_model(payload["name"], **payload["architecture"])
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, EOFError) as err:
+        raise EquisegError(f"{path}: not a model saved by equiseg ({str(err).splitlines()[0]}); "
+                           "retrain it with `dvc repro`") from None
+    meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    return model.to(map_location).eval(), meta

@@ -1,0 +1,51 @@
+"""The groups' tables must be those of C4 and D4, and their actions must compose like the group."""
+
+import pytest
+import torch
+
+from equiseg.groups import act_on_image, get_group
+
+
+@pytest.mark.parametrize("name, order", [("trivial", 1), ("p4", 4), ("p4m", 8)])
+def test_group_axioms(name, order):
+    g = get_group(name)
+    assert g.order == order
+    for a in range(order):
+        assert g.product[0][a] == a and g.product[a][0] == a  # identity
+        assert g.product[a][g.inverse[a]] == 0  # inverse
+        for b in range(order):
+            for c in range(order):  # associativity
+                assert g.product[g.product[a][b]][c] == g.product[a][g.product[b][c]]
+
+
+def test_p4_is_cyclic_and_p4m_is_not_abelian():
+    p4, p4m = get_group("p4"), get_group("p4m")
+    assert [p4.product[1][k] for k in range(4)] == [1, 2, 3, 0]
+    commutes = all(p4m.product[a][b] == p4m.product[b][a] for a in range(8) for b in range(8))
+    assert not commutes
+
+
+@pytest.mark.parametrize("name", ["p4", "p4m"])
+def test_actions_compose_like_the_group(name):
+    g = get_group(name)
+    x = torch.randn(2, 3, 6, 6)
+    for a in range(g.order):
+        for b in range(g.order):
+            twice = act_on_image(act_on_image(x, g.elements[b]), g.elements[a])
+            assert torch.equal(twice, act_on_image(x, g.elements[g.product[a][b]]))
+    f = torch.randn(2, 3 * g.order, 6, 6)
+    for a in range(g.order):
+        for b in range(g.order):
+            twice = g.act_on_features(g.act_on_features(f, b), a)
+            assert torch.equal(twice, g.act_on_features(f, g.product[a][b]))
+
+
+def test_rot90_is_counter_clockwise():
+    x = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert act_on_image(x, (1, 0)).tolist() == [[2.0, 4.0], [1.0, 3.0]]
+    assert act_on_image(x, (0, 1)).tolist() == [[2.0, 1.0], [4.0, 3.0]]
+
+
+def test_unknown_group_is_named():
+    with pytest.raises(ValueError, match="p8"):
+        get_group("p8")

@@ -1,0 +1,134 @@
+"""The U-Nets: shapes, parameter budgets, exact equivariance of the group models, clear errors."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from equiseg.config import load_params
+from equiseg.equivariance import equivariance_errors, invariance_errors, worst_relative_error
+from equiseg.groups import act_on_image, get_group
+from equiseg.models import (InputSizeError, build_model, count_parameters, load_trained,
+                            save_trained)
+from tests.test_layers import randomize_
+
+TOL = 1e-5
+P4_ELEMENTS = ["rot90", "rot180", "rot270"]
+SMALL = {"filters": (4, 4, 8, 8), "norm_groups": 2}
+
+
+def test_parameter_counts_are_comparable():
+    unet = count_parameters(build_model("unet"))
+    for name in ("gunet", "gunet_p4m"):
+        assert abs(count_parameters(build_model(name)) - unet) / unet < 0.25, name
+
+
+def test_params_yaml_architectures_build_the_stated_models():
+    params = load_params("params.yaml")
+    assert params.architecture("unet").filters == (32, 32, 64, 64)
+    assert params.architecture("gunet").filters == (16, 16, 32, 32)
+    for name in ("unet", "gunet", "gunet_p4m"):
+        arch = dataclasses.asdict(params.architecture(name))
+        assert count_parameters(build_model(name, **arch)) == count_parameters(build_model(name))
+
+
+@pytest.mark.parametrize("name", ["unet", "gunet", "gunet_p4m"])
+@pytest.mark.parametrize("size", [(32, 32), (16, 48)])
+def test_output_is_one_channel_of_logits_at_input_size(name, size):
+    model = build_model(name, **SMALL)
+    assert model(torch.randn(2, 3, *size)).shape == (2, 1, *size)
+
+
+@pytest.mark.parametrize("name", ["unet", "gunet"])
+def test_sizes_not_divisible_by_16_get_a_clear_error(name):
+    with pytest.raises(InputSizeError, match="divisible by 16"):
+        build_model(name, **SMALL)(torch.randn(1, 3, 40, 32))
+
+
+@pytest.mark.parametrize("size", [(32, 32), (32, 48)])
+def test_gunet_is_exactly_rotation_equivariant_with_random_weights(size):
+    model = randomize_(build_model("gunet")).eval()
+    errors = equivariance_errors(model, torch.randn(2, 3, *size), "p4")
+    assert list(errors) == P4_ELEMENTS
+    assert worst_relative_error(errors) < TOL
+
+
+def test_gunet_p4m_is_exactly_equivariant_to_rotations_and_mirrors():
+    model = randomize_(build_model("gunet_p4m")).eval()
+    errors = equivariance_errors(model, torch.randn(2, 3, 32, 48), "p4m")
+    assert len(errors) == 7
+    assert worst_relative_error(errors) < TOL
+
+
+def test_gunet_is_not_mirror_equivariant_and_unet_is_not_rotation_equivariant():
+    x = torch.randn(2, 3, 32, 32)
+    gunet = randomize_(build_model("gunet")).eval()
+    flips = equivariance_errors(gunet, x, "p4m")
+    assert min(flips[k]["relative"] for k in ("flip_h", "flip_v")) > 1e-3
+    unet = randomize_(build_model("unet")).eval()
+    assert min(e["relative"] for e in equivariance_errors(unet, x, "p4").values()) > 1e-2
+
+
+def test_max_group_pooling_keeps_equivariance():
+    model = randomize_(build_model("gunet", group_pool="max", **SMALL)).eval()
+    assert worst_relative_error(equivariance_errors(model, torch.randn(1, 3, 32, 32))) < TOL
+
+
+def test_pooled_output_is_invariant_to_rotations():
+    model = randomize_(build_model("gunet", **SMALL)).eval()
+    pooled = lambda x: model(x).mean(dim=(-2, -1))  # noqa: E731
+    assert worst_relative_error(invariance_errors(pooled, torch.randn(2, 3, 32, 32))) < TOL
+
+
+def parameter_gradients(model, x, y):
+    model.zero_grad()
+    torch.nn.functional.binary_cross_entropy_with_logits(model(x), y).backward()
+    return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+def test_gunet_gradients_are_equivariant():
+    """Rotating an (image, mask) pair leaves the loss and every parameter gradient unchanged,
+    and the input gradient rotates with the input."""
+    g = get_group("p4")
+    model = randomize_(build_model("gunet", **SMALL)).train()
+    x, y = torch.randn(2, 3, 32, 32), (torch.rand(2, 1, 32, 32) > 0.5).float()
+    reference = parameter_gradients(model, x, y)
+    for element in g.elements[1:]:
+        rotated = parameter_gradients(model, act_on_image(x, element), act_on_image(y, element))
+        assert (rotated - reference).norm() / reference.norm() < TOL
+
+    def input_gradient(inp):
+        inp = inp.clone().requires_grad_(True)
+        model(inp).square().sum().backward()
+        return inp.grad
+
+    direct = input_gradient(x)
+    for element in g.elements[1:]:
+        moved = input_gradient(act_on_image(x, element))
+        expected = act_on_image(direct, element)
+        assert (moved - expected).norm() / expected.norm() < TOL
+
+
+def test_gunet_stays_equivariant_after_training():
+    torch.manual_seed(0)
+    model = build_model("gunet", **SMALL)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1e-2)
+    x, y = torch.randn(4, 3, 32, 32), (torch.rand(4, 1, 32, 32) > 0.5).float()
+    before = [p.detach().clone() for p in model.parameters()]
+    for _ in range(5):
+        optimiser.zero_grad()
+        torch.nn.functional.binary_cross_entropy_with_logits(model(x), y).backward()
+        optimiser.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert worst_relative_error(equivariance_errors(model.eval(), x, "p4")) < TOL
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = randomize_(build_model("gunet", **SMALL)).eval()
+    path = tmp_path / "m.pt"
+    save_trained(path, model, "gunet", SMALL, {"augment": "full"})
+    loaded, meta = load_trained(path)
+    x = torch.randn(1, 3, 16, 16)
+    assert torch.equal(loaded(x), model(x))
+    assert meta["name"] == "gunet" and meta["extra"] == {"augment": "full"}
+    assert not list(tmp_path.glob(".*tmp"))
