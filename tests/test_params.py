@@ -1,0 +1,66 @@
+"""params.yaml is what DVC composes from conf/ with no overrides, and every profile validates."""
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from dvc.utils.hydra import compose_and_dump
+
+from equiseg.config import ConfigError, load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compose(tmp_path, *overrides):
+    out = tmp_path / "params.yaml"
+    compose_and_dump(out, os.fspath(ROOT / "conf"), None, "config", "", list(overrides))
+    return yaml.safe_load(out.read_text())
+
+
+def test_params_yaml_equals_the_composition_of_the_defaults(tmp_path):
+    assert yaml.safe_load((ROOT / "params.yaml").read_text()) == compose(tmp_path)
+
+
+def test_default_is_the_quick_synthetic_experiment_of_four_models():
+    params = load_params(ROOT / "params.yaml")
+    assert (params.profile, params.data.source) == ("quick", "synthetic")
+    assert params.models == ("unet", "gunet") and params.augments == ("minimal", "full")
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("model=gunet", ("gunet",)), ("model=unet", ("unet",)),
+    ("model=all_groups", ("unet", "gunet", "gunet_p4m")),
+])
+def test_model_switch_narrows_the_matrix(tmp_path, override, expected):
+    assert parse_params(compose(tmp_path, override)).models == expected
+
+
+def test_paper_profile_on_leeds_is_the_seeds_setting(tmp_path):
+    params = parse_params(compose(tmp_path, "profile=paper", "data=leeds"))
+    assert (params.data.image_size, params.data.pad_size) == (256, 384)
+    assert (params.train.epochs, params.train.batch_size) == (150, 16)
+    assert (params.train.lr, params.train.weight_decay) == (1e-3, 1e-2)
+    assert params.data.source == "leeds"
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("data.image_size", 40, "data.image_size"),
+    ("data.pad_size", 48, "data.pad_size"),
+    ("train.epochs", 0, "train.epochs"),
+    ("train.batch_size", -1, "train.batch_size"),
+    ("data.source", "imagenet", "synthetic, leeds"),
+    ("models", ["unet", "resnet"], "models\\[1\\]"),
+    ("augments", ["heavy"], "minimal, full"),
+    ("architectures.gunet.group", "p6", "trivial, p4, p4m"),
+    ("train.learning_rate", 1, "not a known parameter"),
+])
+def test_wrong_values_name_the_key(tmp_path, key, value, message):
+    raw = compose(tmp_path)
+    node = raw
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+    with pytest.raises(ConfigError, match=message):
+        parse_params(raw)
