@@ -1,0 +1,173 @@
+"""Report figures: each helper takes DataFrames keyed by run label and writes one PNG.
+
+Figures are drawn on a bare `matplotlib.figure.Figure` (the Agg canvas, no pyplot), so nothing
+depends on a display or changes matplotlib's global backend. Every helper takes an optional
+`colors` mapping so one run keeps one colour across all figures of a report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from equiseg.errors import EquisegError
+from equiseg.io import atomic_path
+
+PHOTOMETRIC = ("brightness", "contrast", "noise")
+PHOTOMETRIC_LABELS = {"brightness": "brightness shift", "contrast": "contrast factor",
+                      "noise": "noise std"}
+DPI = 110
+
+
+def run_colors(labels: Sequence[str]) -> dict[str, tuple]:
+    """One colour per run label, stable for the order given (tab10, then tab20)."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if len(labels) <= 10 else "tab20"]
+    return {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI)
+    return path
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], label: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise EquisegError(f"{label}: missing column(s) {', '.join(missing)}; "
+                           "regenerate it with the stage that writes it")
+
+
+def _close_circle(frame: pd.DataFrame) -> pd.DataFrame:
+    """Repeat the 0-degree row at 360 degrees (the same rotation) so curves span the full turn."""
+    upright = frame[frame["angle"] == 0]
+    if upright.empty or frame["angle"].max() >= 360:
+        return frame
+    return pd.concat([frame, upright.assign(angle=360.0)], ignore_index=True)
+
+
+def training_curve_figure(curves: Mapping[str, pd.DataFrame], column: str, path: str | Path,
+                          ylabel: str, title: str | None = None,
+                          colors: Mapping[str, tuple] | None = None) -> Path:
+    """`column` against `epoch`, one line per run."""
+    colors = colors or run_colors(list(curves))
+    fig = Figure(figsize=(6.4, 3.8))
+    ax = fig.add_subplot()
+    for label, frame in curves.items():
+        _require(frame, ("epoch", column), label)
+        ax.plot(frame["epoch"], frame[column], marker="o", markersize=3, label=label,
+                color=colors[label])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def angle_figure(curves: Mapping[str, pd.DataFrame], mean_column: str, path: str | Path,
+                 ylabel: str, title: str, std_column: str | None = None,
+                 min_column: str | None = None, clip: tuple[float, float] | None = None,
+                 colors: Mapping[str, tuple] | None = None) -> Path:
+    """A metric against rotation angle, one colour per run.
+
+    Solid line: the mean; shaded band: mean ± std; dashed line: the minimum (the worst image).
+    Infinite values (decibels of identical predictions) are drawn as triangles on the top edge.
+    """
+    colors = colors or run_colors(list(curves))
+    fig = Figure(figsize=(8.6, 4.2))
+    ax = fig.add_subplot()
+    for label, frame in curves.items():
+        _require(frame, ["angle", mean_column] + [c for c in (std_column, min_column) if c], label)
+    finite_max = max((float(np.nanmax(np.where(np.isinf(f[mean_column]), np.nan, f[mean_column])))
+                      for f in curves.values() if np.isfinite(f[mean_column]).any()), default=1.0)
+    any_infinite = False
+    for label, frame in curves.items():
+        frame = _close_circle(frame)
+        angle = frame["angle"].to_numpy(float)
+        mean = frame[mean_column].to_numpy(float)
+        infinite = np.isinf(mean)
+        color = colors[label]
+        ax.plot(angle, np.where(infinite, np.nan, mean), color=color, label=label, linewidth=1.6)
+        if infinite.any():
+            any_infinite = True
+            ax.plot(angle[infinite], np.full(infinite.sum(), finite_max * 1.05), "^",
+                    color=color, markersize=5)
+        if std_column:
+            std = frame[std_column].to_numpy(float)
+            low, high = mean - std, mean + std
+            if clip:
+                low, high = np.clip(low, *clip), np.clip(high, *clip)
+            ax.fill_between(angle, low, high, color=color, alpha=0.15, linewidth=0)
+        if min_column:
+            ax.plot(angle, frame[min_column], color=color, linestyle="--", linewidth=0.9)
+    for quarter in (90, 180, 270):
+        ax.axvline(quarter, color="0.6", linewidth=0.6, linestyle=":")
+    ax.set_xticks(np.arange(0, 361, 45))
+    ax.set_xlim(0, 360)
+    ax.set_xlabel("rotation angle (degrees)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if std_column:
+        handles.append(Line2D([], [], color="0.4", linewidth=6, alpha=0.25))
+        labels.append("mean ± std")
+    if min_column:
+        handles.append(Line2D([], [], color="0.4", linestyle="--", linewidth=0.9))
+        labels.append("minimum")
+    if any_infinite:
+        handles.append(Line2D([], [], color="0.4", marker="^", linestyle=""))
+        labels.append("identical (∞ dB)")
+    ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(fig, path)
+
+
+def photometric_figure(tables: Mapping[str, pd.DataFrame], path: str | Path,
+                       colors: Mapping[str, tuple] | None = None) -> Path | None:
+    """IoU against ground truth (top) and consistency IoU (bottom) per photometric perturbation.
+
+    One column of panels per perturbation found in the tidy perturb tables; None if there is none.
+    """
+    colors = colors or run_colors(list(tables))
+    present = [p for p in PHOTOMETRIC
+               if any((t["perturbation"] == p).any() for t in tables.values())]
+    if not present:
+        return None
+    fig = Figure(figsize=(3.6 * len(present), 6.0))
+    axes = fig.subplots(2, len(present), squeeze=False)
+    rows = (("set_iou_gt_mean", "set_iou_gt_std", "IoU vs ground truth"),
+            ("set_iou_consistency_mean", "set_iou_consistency_std", "consistency IoU"))
+    for col, perturbation in enumerate(present):
+        for row, (mean_column, std_column, ylabel) in enumerate(rows):
+            ax = axes[row][col]
+            for label, table in tables.items():
+                _require(table, ("perturbation", "level", mean_column, std_column), label)
+                part = table[table["perturbation"] == perturbation].sort_values("level")
+                if part.empty:
+                    continue
+                level, mean = part["level"].to_numpy(float), part[mean_column].to_numpy(float)
+                std = part[std_column].to_numpy(float)
+                ax.plot(level, mean, marker="o", markersize=3, color=colors[label], label=label)
+                ax.fill_between(level, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1),
+                                color=colors[label], alpha=0.12, linewidth=0)
+            ax.grid(alpha=0.3)
+            if row == 0:
+                ax.set_title(perturbation)
+            else:
+                ax.set_xlabel(PHOTOMETRIC_LABELS[perturbation])
+            if col == 0:
+                ax.set_ylabel(ylabel)
+    axes[0][0].legend(fontsize=7)
+    return _save(fig, path)

@@ -1,0 +1,44 @@
+"""Stage `report`: reports/report.md, a self-contained reports/report.html and reports/figures/.
+
+Reads the outputs of train, evaluate and rotation_sweep for the params' models x augments (never a
+glob, so models dropped from params do not linger), and refreshes the offline template that lets
+`dvc plots show` draw its charts without a network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from equiseg.config import load_params
+from equiseg.errors import EquisegError, exit_on_user_error
+from equiseg.io import atomic_dir
+from equiseg.report.offline_plots import ensure_offline_plots_template
+from equiseg.report.run_report import build_run_report
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="parameters file")
+    parser.add_argument("--root", default=".", help="project root holding metrics/ and plots/")
+    parser.add_argument("--out", default="reports", help="report folder, relative to --root")
+    args = parser.parse_args(argv)
+
+    start = time.perf_counter()
+    params = load_params(args.params)
+    root = Path(args.root)
+    with atomic_dir(root / args.out) as tmp:
+        build_run_report(params, root, tmp)
+    try:  # a convenience for `dvc plots show`; the report itself is done
+        ensure_offline_plots_template(root)
+    except EquisegError as err:
+        print(f"warning: {err}", file=sys.stderr)
+    print(f"report: wrote {root / args.out / 'report.html'} and report.md "
+          f"in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
