@@ -62,12 +62,22 @@ class SyntheticConfig:
     species: int = 5
     orientation: str = "upright"
     seed: int = 0
+    orientation_jitter_deg: float = 15.0  # std of the tilt of "upright" butterflies
 
     def validate(self, prefix: str = "data.synthetic") -> None:
         check_positive(f"{prefix}.n_images", self.n_images)
         check_divisible_by_16(f"{prefix}.image_size", self.image_size)
         check_positive(f"{prefix}.species", self.species)
+        if self.species > 999:
+            _fail(f"{prefix}.species", f"is {self.species}", "at most 999 (ids hold 3 species digits)")
+        if self.n_images > 9999 * self.species:
+            _fail(f"{prefix}.n_images", f"is {self.n_images}", "at most 9999 per species")
         check_choice(f"{prefix}.orientation", self.orientation, ORIENTATIONS)
+        if (isinstance(self.orientation_jitter_deg, bool)
+                or not isinstance(self.orientation_jitter_deg, (int, float))
+                or self.orientation_jitter_deg < 0):
+            _fail(f"{prefix}.orientation_jitter_deg", f"is {self.orientation_jitter_deg!r}",
+                  "a number of degrees >= 0")
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,11 @@ class DataConfig:
     split_seed: int = 0
     cache_images: bool = True
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    download_dir: str = ".cache/downloads"  # partial and verified downloads, outside DVC outputs
+    download_retries: int = 3  # per URL, with exponential back-off
+    download_timeout_s: float = 30.0
+    max_archive_gb: float = 4.0  # refuse archives that would expand beyond this
+    max_compression_ratio: float = 100.0  # refuse zip bombs
 
     def validate(self) -> None:
         check_choice("data.source", self.source, DATA_SOURCES)
@@ -105,6 +120,11 @@ class DataConfig:
         if self.source == "leeds" and not self.urls and not self.archive:
             _fail("data.urls", "is empty and data.archive is not set",
                   "set data.archive to a local zip or folder, or give a download URL")
+        if not isinstance(self.download_retries, int) or self.download_retries < 0:
+            _fail("data.download_retries", f"is {self.download_retries!r}", "a whole number >= 0")
+        check_positive("data.download_timeout_s", self.download_timeout_s, float)
+        check_positive("data.max_archive_gb", self.max_archive_gb, float)
+        check_positive("data.max_compression_ratio", self.max_compression_ratio, float)
         self.synthetic.validate()
 
 
@@ -174,6 +194,8 @@ class SweepConfig:
     noise: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
     max_images: int = 0  # 0 = the whole validation set
     gif: bool = True
+    samples: int = 4  # validation images in the sample grid
+    exact_atol: float = 1e-4  # "exactly equivariant": every probability within this of the reference
 
     def validate(self) -> None:
         check_positive("sweep.angle_step", self.angle_step, float)
@@ -184,6 +206,14 @@ class SweepConfig:
         check_positive("sweep.batch_size", self.batch_size)
         if not isinstance(self.max_images, int) or self.max_images < 0:
             _fail("sweep.max_images", f"is {self.max_images!r}", "0 (all) or a positive count")
+        if not isinstance(self.samples, int) or self.samples < 0:
+            _fail("sweep.samples", f"is {self.samples!r}", "a whole number >= 0")
+        check_positive("sweep.exact_atol", self.exact_atol, float)
+        for key in ("brightness", "contrast", "noise"):
+            levels = getattr(self, key)
+            if isinstance(levels, str) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in levels):
+                _fail(f"sweep.{key}", f"is {levels!r}", "a list of numbers")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,29 @@
+"""Where the images come from: the Leeds archive (fetched, verified, safely extracted) or a
+synthetic butterfly set, both written in one on-disk layout, and the train/validation split."""
+
+from equiseg.data.archive import ArchiveLimits, ArchiveSource, UnsafeArchiveError, check_zip
+from equiseg.data.fetch import FetchError, fetch_archive, verify_checksum
+from equiseg.data.layout import (
+                                 DataError,
+                                 image_path,
+                                 list_pair_ids,
+                                 mask_path,
+                                 read_image,
+                                 read_leeds_mask,
+                                 read_pair,
+                                 species_of,
+                                 write_palette_mask,
+)
+from equiseg.data.leeds import extract_leeds, find_leeds_pairs
+from equiseg.data.prepare import prepare_raw_data, summarise
+from equiseg.data.split import assign_splits, split_counts, split_manifest
+from equiseg.data.synthetic import generate_synthetic, render_butterfly, species_styles
+
+__all__ = [
+    "ArchiveLimits", "ArchiveSource", "DataError", "FetchError", "UnsafeArchiveError",
+    "assign_splits", "check_zip", "extract_leeds", "fetch_archive", "find_leeds_pairs",
+    "generate_synthetic", "image_path", "list_pair_ids", "mask_path", "prepare_raw_data",
+    "read_image", "read_leeds_mask", "read_pair", "render_butterfly", "species_of",
+    "species_styles", "split_counts", "split_manifest", "summarise", "verify_checksum",
+    "write_palette_mask",
+]

@@ -1,0 +1,27 @@
+"""DVC stage `split`: a deterministic, species-stratified train/validation split of data/raw."""
+
+from __future__ import annotations
+
+import argparse
+
+from equiseg.config import load_params
+from equiseg.data import split_counts, split_manifest
+from equiseg.errors import exit_on_user_error
+from equiseg.io import write_csv
+
+
+@exit_on_user_error
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+
+    data = load_params(args.params).data
+    manifest = split_manifest(data.raw_dir, data.val_fraction, data.split_seed)
+    write_csv(data.split_file, manifest)
+    print(f"{data.split_file}: {len(manifest)} images, split seed {data.split_seed}")
+    print(split_counts(manifest).to_string())
+
+
+if __name__ == "__main__":
+    main()

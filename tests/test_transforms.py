@@ -1,0 +1,93 @@
+"""Preprocessing and augmentation: shapes, dtypes, normalisation, padding and mask alignment."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from equiseg.config import ConfigError
+from equiseg.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform, denormalise
+
+
+def shape_pair(height=48, width=64, seed=0):
+    """A white ellipse on black and its mask: the image is drawn from the mask."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((height, width), np.uint8)
+    centre = (int(rng.integers(20, width - 20)), int(rng.integers(16, height - 16)))
+    cv2.ellipse(mask, centre, (14, 7), float(rng.uniform(0, 180)), 0, 360, 1, -1)
+    image = np.repeat(mask[..., None] * 255, 3, axis=2).astype(np.uint8)
+    return image, mask.astype(bool)
+
+
+@pytest.mark.parametrize("name", ["minimal", "full"])
+def test_output_shapes_and_dtypes(name):
+    transform = build_transform(name, image_size=32, pad_size=48)
+    image, mask = transform(*transform.resize(*shape_pair()))
+    assert image.shape == (3, 48, 48) and image.dtype == torch.float32
+    assert mask.shape == (1, 48, 48) and mask.dtype == torch.float32
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_imagenet_normalisation():
+    transform = build_transform("minimal", image_size=16, pad_size=16)
+    mean_colour = (np.array(IMAGENET_MEAN) * 255).round().astype(np.uint8)
+    image, _ = transform(np.tile(mean_colour, (16, 16, 1)), np.zeros((16, 16), bool))
+    assert image.abs().max() < 0.02  # the ImageNet mean maps to 0
+    white, _ = transform(np.full((16, 16, 3), 255, np.uint8), np.zeros((16, 16), bool))
+    expected = (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    torch.testing.assert_close(white[:, 0, 0], expected.float(), atol=1e-4, rtol=0)
+
+
+def test_longest_side_resized_keeping_aspect_then_padded_black_and_centred():
+    transform = build_transform("minimal", image_size=32, pad_size=48)
+    image = np.full((48, 64, 3), 200, np.uint8)  # 4:3 -> 24 x 32 -> centred in 48 x 48
+    small, small_mask = transform.resize(image, np.ones((48, 64), bool))
+    assert small.shape == (24, 32, 3) and small_mask.shape == (24, 32)
+    out, mask = transform(small, small_mask)
+    rgb = denormalise(out)
+    content = (slice(12, 36), slice(8, 40))
+    assert torch.allclose(rgb[:, content[0], content[1]], torch.tensor(200 / 255), atol=1e-3)
+    padding = torch.ones(48, 48, dtype=torch.bool)
+    padding[content] = False
+    assert rgb[:, padding].abs().max() < 1e-3  # black constant padding
+    assert mask[0, content[0], content[1]].all() and not mask[0, padding].any()
+
+
+def test_minimal_is_deterministic_and_full_varies_with_its_seed():
+    image, mask = shape_pair()
+    minimal = build_transform("minimal", 32, 32)
+    first, second = minimal(image, mask), (minimal.reseed(7), minimal(image, mask))[1]
+    assert torch.equal(first[0], second[0])
+    full = build_transform("full", 32, 32)
+    outputs = []
+    for seed in (1, 1, 2):
+        full.reseed(seed)
+        outputs.append(full(image, mask))
+    assert torch.equal(outputs[0][0], outputs[1][0])  # same seed, same augmentation
+    assert not torch.equal(outputs[0][0], outputs[2][0])
+
+
+def test_mask_stays_aligned_with_the_image_under_full_augmentation():
+    transform = build_transform("full", image_size=64, pad_size=64)
+    plain = build_transform("minimal", image_size=64, pad_size=64)
+    moved = 0
+    for seed in range(12):
+        image, mask = shape_pair(seed=seed)
+        transform.reseed(seed)
+        out, out_mask = transform(image, mask)
+        grey = denormalise(out).mean(dim=0)
+        inside, outside = grey[out_mask[0] > 0], grey[out_mask[0] == 0]
+        assert inside.numel() > 100  # SafeRotate keeps the whole shape in view
+        threshold = (inside.median() + outside.median()) / 2
+        drawn = grey > threshold
+        iou = (drawn & (out_mask[0] > 0)).sum() / (drawn | (out_mask[0] > 0)).sum()
+        assert iou > 0.9, f"seed {seed}: image and mask disagree (IoU {iou:.2f})"
+        moved += not torch.equal(out_mask, plain(image, mask)[1])
+    assert moved >= 3  # the geometry really changed (SafeRotate fires half the time)
+
+
+def test_unknown_augmentation_is_refused():
+    with pytest.raises(ConfigError, match="augment"):
+        build_transform("heavy", 32, 32)
