@@ -8,6 +8,7 @@ message that names the key, what was wrong and the allowed values, before any wo
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,17 @@ class TrainConfig:
         check_choice("train.device", self.device, DEVICES)
         if not isinstance(self.workers, int) or self.workers < 0:
             _fail("train.workers", f"is {self.workers!r}", "a whole number >= 0")
+        for key in ("lr", "weight_decay"):  # .nan and .inf pass the sign checks above
+            if not math.isfinite(getattr(self, key)):
+                _fail(f"train.{key}", f"is {getattr(self, key)!r}", "a finite number")
+        for key in ("bf16", "channels_last", "deterministic"):
+            if not isinstance(getattr(self, key), bool):
+                _fail(f"train.{key}", f"is {getattr(self, key)!r}", "true or false")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            _fail("train.seed", f"is {self.seed!r}", "a whole number >= 0")
+        if not isinstance(self.checkpoint_dir, str) or not self.checkpoint_dir.strip():
+            _fail("train.checkpoint_dir", f"is {self.checkpoint_dir!r}",
+                  "a folder path outside DVC's outputs, e.g. .cache/checkpoints")
 
 
 @dataclass(frozen=True)
@@ -196,6 +208,7 @@ class SweepConfig:
     gif: bool = True
     samples: int = 4  # validation images in the sample grid
     exact_atol: float = 1e-4  # "exactly equivariant": every probability within this of the reference
+    channels_last: bool = True  # NHWC inference: faster for our U-Nets on CPU and GPU
 
     def validate(self) -> None:
         check_positive("sweep.angle_step", self.angle_step, float)
@@ -214,6 +227,9 @@ class SweepConfig:
             if isinstance(levels, str) or not all(
                     isinstance(v, (int, float)) and not isinstance(v, bool) for v in levels):
                 _fail(f"sweep.{key}", f"is {levels!r}", "a list of numbers")
+        for key in ("flips", "gif", "channels_last"):
+            if not isinstance(getattr(self, key), bool):
+                _fail(f"sweep.{key}", f"is {getattr(self, key)!r}", "true or false")
 
 
 @dataclass(frozen=True)

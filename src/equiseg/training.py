@@ -1,0 +1,210 @@
+"""The training loop: AdamW on per-image BCE, per-epoch metrics, checkpoints, resume, DDP.
+
+`fit` trains a model for `TrainConfig.epochs` epochs, evaluating on the validation set after each
+one. At the end of every epoch rank 0 writes a checkpoint (weights, optimiser, RNG states, epoch,
+history); if one for the same run exists when `fit` starts, it resumes after that epoch and ends
+with exactly the numbers an uninterrupted run would give (on CPU; see README for GPUs).
+A non-finite training loss stops the run at the end of its epoch, before that epoch's
+checkpoint, so the last good one is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from equiseg.checkpoints import file_sha256, load_checkpoint, save_checkpoint
+from equiseg.config import ConfigError, Params, TrainConfig
+from equiseg.devices import autocast, memory_format, pin_memory, use_bf16, use_channels_last
+from equiseg.distributed import SINGLE_PROCESS, DistContext
+from equiseg.errors import EquisegError
+from equiseg.evaluation import LossFn, MetricTotals, bce_per_image, evaluate
+from equiseg.loaders import evaluation_loader, training_loader
+from equiseg.seeding import capture_rng_state, deterministic_kernels, restore_rng_state
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_iou", "train_iou_per_image",
+                   "val_loss", "val_iou", "val_iou_per_image")
+
+
+class NonFiniteLossError(EquisegError):
+    """The loss became NaN or infinite; the message names the epoch and step."""
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[dict[str, float]]  # one row per epoch, HISTORY_COLUMNS
+    epoch_seconds: list[float] = field(default_factory=list)
+    resumed_after_epoch: int = 0
+
+    @property
+    def seconds(self) -> float:
+        """Time spent in completed epochs, including those before a resume."""
+        return sum(self.epoch_seconds)
+
+    def final_metrics(self) -> dict[str, float]:
+        """The metrics/train JSON: the last epoch's row plus `seconds`."""
+        return {**self.history[-1], "seconds": round(self.seconds, 3)}
+
+
+def per_process_batch_size(batch_size: int, world_size: int) -> int:
+    """train.batch_size is the global batch; each of `world_size` processes takes an equal part."""
+    if batch_size % world_size:
+        raise ConfigError(f"params: 'train.batch_size' is {batch_size}, which {world_size} processes "
+                          f"cannot share equally (allowed: a multiple of {world_size})")
+    return batch_size // world_size
+
+
+def fit(model: nn.Module, train_set: Any, val_set: Any, config: TrainConfig,
+        device: torch.device, *, checkpoint: Path | None = None, fingerprint: str = "",
+        context: DistContext = SINGLE_PROCESS, loss_fn: LossFn = bce_per_image,
+        progress: bool = True, description: str = "train") -> TrainResult:
+    """Train `model` (built and seeded by the caller) and return it with its per-epoch history.
+
+    `checkpoint`: where to resume from and save to (rank 0 saves); None disables both.
+    `loss_fn(logits, masks)` returns the loss of each image, shape (B,).
+    """
+    with deterministic_kernels(config.deterministic, device):
+        return _train(model, train_set, val_set, config, device, checkpoint, fingerprint,
+                      context, loss_fn, progress, description)
+
+
+def _train(model: nn.Module, train_set: Any, val_set: Any, config: TrainConfig,
+           device: torch.device, checkpoint: Path | None, fingerprint: str, context: DistContext,
+           loss_fn: LossFn, progress: bool, description: str) -> TrainResult:
+    batch_size = per_process_batch_size(config.batch_size, context.world_size)
+    bf16 = use_bf16(config.bf16, device)
+    channels_last = use_channels_last(config.channels_last, device)
+    model.to(device, memory_format=memory_format(channels_last))
+    loader_options = {"rank": context.rank, "world_size": context.world_size,
+                      "workers": config.workers, "pin_memory": pin_memory(device)}
+    train_loader, sampler = training_loader(train_set, batch_size=batch_size, seed=config.seed,
+                                            **loader_options)
+    val_loader = evaluation_loader(val_set, batch_size=batch_size, **loader_options)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+
+    result = TrainResult(model=model, history=[])
+    # loaded on CPU: RNG states must stay there; load_state_dict moves the rest to the device
+    state = load_checkpoint(checkpoint, fingerprint) if checkpoint else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        restore_rng_state(state["rng"], train_loader.generator)
+        result.history, result.epoch_seconds = list(state["history"]), list(state["epoch_seconds"])
+        result.resumed_after_epoch = state["epoch"]
+        if context.is_main and progress:
+            print(f"resuming {description} from {checkpoint} after epoch {state['epoch']} "
+                  f"of {config.epochs}", file=sys.stderr)
+
+    network: nn.Module = model
+    if context.is_distributed:  # GroupNorm only, no buffers to sync: skip the per-step broadcast
+        network = DistributedDataParallel(model, device_ids=[device.index] if device.index is not None
+                                          else None, broadcast_buffers=False)
+    steps = len(train_loader)
+    bar = tqdm(total=config.epochs * steps, initial=result.resumed_after_epoch * steps,
+               desc=description, unit="batch", disable=not (progress and context.is_main),
+               dynamic_ncols=True)
+    try:
+        for epoch in range(result.resumed_after_epoch + 1, config.epochs + 1):
+            started = time.perf_counter()
+            sampler.set_epoch(epoch)
+            totals, step_losses = _train_one_epoch(network, train_loader, optimizer, loss_fn, device,
+                                                   bf16=bf16, channels_last=channels_last, bar=bar)
+            _stop_if_not_finite(step_losses, epoch, context, checkpoint)
+            train = totals.reduce(context).result()
+            val = evaluate(model, val_loader, device, bf16=bf16, channels_last=channels_last,
+                           context=context, loss_fn=loss_fn)
+            if not math.isfinite(val["loss"]):
+                raise NonFiniteLossError(f"validation loss is {val['loss']} after epoch {epoch}; "
+                                         f"{_advice(checkpoint)}")
+            result.history.append({"epoch": epoch, **{f"train_{k}": v for k, v in train.items()},
+                                   **{f"val_{k}": v for k, v in val.items()}})
+            result.epoch_seconds.append(time.perf_counter() - started)
+            bar.set_postfix(epoch=epoch, train_loss=f"{train['loss']:.4f}",
+                            val_loss=f"{val['loss']:.4f}", val_iou=f"{val['iou']:.3f}")
+            if checkpoint is not None and context.is_main:
+                save_checkpoint(checkpoint, _checkpoint_state(fingerprint, model, optimizer,
+                                                              train_loader.generator, result))
+    finally:
+        bar.close()  # before any error message, so that it starts on its own line
+    return result
+
+
+def _checkpoint_state(fingerprint: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+                      generator: torch.Generator, result: TrainResult) -> dict[str, Any]:
+    """Everything needed to continue after the last finished epoch as if never stopped."""
+    return {"fingerprint": fingerprint, "epoch": result.history[-1]["epoch"],
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": None,
+            "rng": capture_rng_state(generator), "history": result.history,
+            "epoch_seconds": result.epoch_seconds}
+
+
+def _train_one_epoch(network: nn.Module, loader: Any, optimizer: torch.optim.Optimizer,
+                     loss_fn: LossFn, device: torch.device, *, bf16: bool, channels_last: bool,
+                     bar: tqdm) -> tuple[MetricTotals, list[torch.Tensor]]:
+    """One pass over this process's shard; metric sums and step losses stay on the device."""
+    network.train()
+    totals, step_losses = MetricTotals(device), []
+    for images, masks in loader:
+        images = images.to(device, non_blocking=True).contiguous(
+            memory_format=memory_format(channels_last))
+        masks = masks.to(device, non_blocking=True)
+        with autocast(device, bf16):
+            logits = network(images)
+        per_image = loss_fn(logits, masks)
+        loss = per_image.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        totals.add(logits, masks, per_image)
+        step_losses.append(loss.detach())
+        bar.update()
+    return totals, step_losses
+
+
+def _stop_if_not_finite(step_losses: list[torch.Tensor], epoch: int, context: DistContext,
+                        checkpoint: Path | None) -> None:
+    """Raise if any step's loss (on any process) was NaN/inf: one host sync per epoch, not per step."""
+    if not step_losses:
+        return
+    finite = torch.isfinite(torch.stack(step_losses))
+    positions = torch.arange(1, len(step_losses) + 1, device=finite.device, dtype=torch.float32)
+    first_bad = torch.where(finite, torch.full_like(positions, math.inf), positions).min()
+    first_bad = float(context.all_reduce(first_bad.reshape(1), op="min")[0])
+    if math.isfinite(first_bad):
+        raise NonFiniteLossError(f"training loss became non-finite at epoch {epoch}, step "
+                                 f"{int(first_bad)}; {_advice(checkpoint)}")
+
+
+def _advice(checkpoint: Path | None) -> str:
+    kept = (f"the last good checkpoint is kept at {checkpoint}"
+            if checkpoint is not None and checkpoint.exists() else "no checkpoint was written")
+    return f"{kept}; lower train.lr or check the data"
+
+
+def run_settings(params: Params, model: str, augment: str, world_size: int,
+                 device: torch.device) -> dict[str, Any]:
+    """Everything that changes a training run's result: what its checkpoint fingerprint hashes.
+
+    The whole data section and the split file's content (the images, their geometry and the
+    split), the architecture, augmentation, seeds, the train section except settings that only
+    change speed or place (workers, checkpoint_dir; `device` enters as the device actually used),
+    and the number of processes (it changes the order of floating-point sums).
+    """
+    train = {k: v for k, v in dataclasses.asdict(params.train).items()
+             if k not in ("workers", "checkpoint_dir", "device")}
+    return {"model": model, "augment": augment,
+            "architecture": dataclasses.asdict(params.architecture(model)),
+            "data": dataclasses.asdict(params.data), "split_sha256": file_sha256(params.data.split_file),
+            "train": train, "seed": params.seed, "world_size": world_size, "device": device.type}

@@ -1,0 +1,70 @@
+"""Stage `train`: one model with one augmentation -> models/, plots/train/, metrics/train/.
+
+Resumes from its end-of-epoch checkpoint when rerun with the same settings (the checkpoint is
+deleted once the outputs are written). Runs alone or as `torchrun --nproc_per_node=N src/train.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pandas as pd
+
+from equiseg.checkpoints import checkpoint_path, run_fingerprint
+from equiseg.config import AUGMENT_NAMES, check_choice, load_params
+from equiseg.datasets import SegmentationDataset, load_split
+from equiseg.distributed import distributed_session
+from equiseg.errors import exit_on_user_error
+from equiseg.evaluation import validation_set
+from equiseg.io import write_csv, write_json
+from equiseg.models import build_model, save_trained
+from equiseg.seeding import seed_everything
+from equiseg.training import HISTORY_COLUMNS, fit, per_process_batch_size, run_settings
+from equiseg.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="a model named in params.yaml")
+    parser.add_argument("--augment", required=True, help=" or ".join(AUGMENT_NAMES))
+    parser.add_argument("--params", default="params.yaml", help="parameters file")
+    args = parser.parse_args(argv)
+
+    params = load_params(args.params)
+    architecture = params.architecture(args.model)
+    check_choice("augment", args.augment, AUGMENT_NAMES)
+    data, config = params.data, params.train
+    train_rows, val_rows = load_split(data.split_file, "train"), load_split(data.split_file, "val")
+
+    with distributed_session(config.device) as (context, device):
+        per_process_batch_size(config.batch_size, context.world_size)  # fail before any work
+        train_set = SegmentationDataset(
+            train_rows, build_transform(args.augment, data.image_size, data.pad_size),
+            cache=data.cache_images)
+        val_set = validation_set(val_rows, image_size=data.image_size, pad_size=data.pad_size,
+                                 cache=data.cache_images, seed=params.seed)
+        seed_everything(config.seed)
+        model = build_model(args.model, **dataclasses.asdict(architecture))
+        fingerprint = run_fingerprint(run_settings(params, args.model, args.augment,
+                                                   context.world_size, device))
+        checkpoint = checkpoint_path(config.checkpoint_dir, args.model, args.augment, fingerprint)
+        name = f"{args.model}-{args.augment}"
+        result = fit(model, train_set, val_set, config, device, checkpoint=checkpoint,
+                     fingerprint=fingerprint, context=context, description=name)
+        if context.is_main:
+            save_trained(f"models/{name}.pt", result.model, args.model,
+                         dataclasses.asdict(architecture),
+                         extra={"augment": args.augment, "image_size": data.image_size,
+                                "pad_size": data.pad_size, "epochs": config.epochs,
+                                "seed": config.seed, "val_rot90_seed": params.seed,
+                                "normalisation": {"mean": list(IMAGENET_MEAN),
+                                                  "std": list(IMAGENET_STD)}})
+            write_csv(f"plots/train/{name}.csv", pd.DataFrame(result.history, columns=HISTORY_COLUMNS))
+            write_json(f"metrics/train/{name}.json", result.final_metrics())
+            checkpoint.unlink(missing_ok=True)  # the outputs now hold everything it did
+
+
+if __name__ == "__main__":
+    main()

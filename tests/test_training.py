@@ -1,0 +1,247 @@
+"""The training library: exact epoch metrics, sharded batches, seeds, checkpoints, resume, NaN stop."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset, TensorDataset
+
+from equiseg.checkpoints import checkpoint_path, load_checkpoint, run_fingerprint, save_checkpoint
+from equiseg.config import ConfigError, TrainConfig, parse_params
+from equiseg.devices import select_device, use_bf16, use_channels_last
+from equiseg.evaluation import MetricTotals, bce_per_image, evaluate
+from equiseg.loaders import ShardSampler, evaluation_loader, training_loader
+from equiseg.models import build_model
+from equiseg.seeding import capture_rng_state, derive_seed, restore_rng_state, seed_everything
+from equiseg.training import NonFiniteLossError, fit, per_process_batch_size, run_settings
+
+CPU = torch.device("cpu")
+TINY = {"filters": (4, 4, 8, 8), "norm_groups": 2}
+
+
+def tiny_data(n: int, size: int = 32, seed: int = 0) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randn(n, 3, size, size, generator=g)
+    return TensorDataset(images, (images[:, :1] > 0.3).float())
+
+
+def tiny_config(**changes) -> TrainConfig:
+    return dataclasses.replace(TrainConfig(epochs=2, batch_size=4, lr=0.01, device="cpu"), **changes)
+
+
+def tiny_model() -> nn.Module:
+    seed_everything(0)
+    return build_model("unet", **TINY)
+
+
+class FirstChannel(nn.Module):
+    """Logits = 2 * the first input channel - 0.5: each image's prediction depends on it alone."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * x[:, :1] - 0.5
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+def test_pooled_and_per_image_iou_and_loss_match_hand_computation():
+    target = torch.zeros(2, 1, 2, 2)
+    target[0, 0, 0, :] = 1  # image 0: 2 foreground pixels
+    logits = torch.full((2, 1, 2, 2), -5.0)
+    logits[0, 0, 0, 0] = 5.0  # image 0: predicts 1 of its 2 pixels -> IoU 1/2
+    logits[1, 0, 1, 1] = 5.0  # image 1: empty target, 1 false positive -> IoU 0/1
+    totals = MetricTotals(CPU)
+    totals.add(logits, target, bce_per_image(logits, target))
+    result = totals.result()
+    assert result["iou"] == pytest.approx(1 / 3)  # pooled: (1 + 0) / (2 + 1)
+    assert result["iou_per_image"] == pytest.approx((1 / 2 + 0) / 2)
+    assert result["loss"] == pytest.approx(float(nn.BCEWithLogitsLoss()(logits, target)))
+
+
+def test_two_empty_masks_count_as_perfect_agreement():
+    totals = MetricTotals(CPU)
+    empty = torch.zeros(1, 1, 4, 4)
+    totals.add(empty - 3, empty, bce_per_image(empty - 3, empty))
+    assert totals.result()["iou"] == 1.0 and totals.result()["iou_per_image"] == 1.0
+
+
+def test_epoch_metrics_do_not_depend_on_batch_size():
+    data = tiny_data(10)
+    model = FirstChannel()
+    results = [evaluate(model, evaluation_loader(data, batch_size=b), CPU) for b in (1, 3, 10)]
+    for other in results[1:]:  # pixel counts are exact; the fp32 per-image loss nearly so
+        assert other["iou"] == results[0]["iou"]
+        assert other["iou_per_image"] == pytest.approx(results[0]["iou_per_image"], rel=1e-12)
+        assert other["loss"] == pytest.approx(results[0]["loss"], rel=1e-6)
+
+
+def test_shards_of_an_evaluation_cover_every_item_exactly_once():
+    shards = [list(ShardSampler(10, rank, 3)) for rank in range(3)]
+    assert sorted(itertools.chain(*shards)) == list(range(10))
+
+
+# --- batches and seeds ---------------------------------------------------------------------------
+
+class RandomItems(Dataset):
+    """Each item draws from torch's generator, as equiseg.datasets' augmentation does."""
+
+    def __len__(self) -> int:
+        return 12
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.tensor([index, int(torch.randint(0, 10**6, ()))])
+
+
+def _epoch_items(world_size: int, epoch: int, workers: int = 0) -> list[list[tuple[int, int]]]:
+    """Per batch position, the (index, random draw) pairs of all ranks together."""
+    batches = []
+    for rank in range(world_size):
+        loader, sampler = training_loader(RandomItems(), batch_size=4 // world_size, seed=7,
+                                          rank=rank, world_size=world_size, workers=workers)
+        sampler.set_epoch(epoch)
+        for k, batch in enumerate(loader):
+            if len(batches) <= k:
+                batches.append([])
+            batches[k] += [tuple(row) for row in batch.tolist()]
+    return [sorted(b) for b in batches]
+
+
+def test_two_processes_together_draw_the_same_batches_and_augmentations_as_one():
+    assert _epoch_items(2, epoch=3) == _epoch_items(1, epoch=3)
+
+
+def test_loader_workers_do_not_change_what_is_drawn():
+    assert _epoch_items(1, epoch=2, workers=2) == _epoch_items(1, epoch=2)
+
+
+def test_each_epoch_is_reshuffled_and_reaugmented_but_reproducible():
+    assert _epoch_items(1, epoch=1) == _epoch_items(1, epoch=1)
+    assert _epoch_items(1, epoch=1) != _epoch_items(1, epoch=2)
+
+
+def test_item_draws_leave_the_global_generator_alone():
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    loader, sampler = training_loader(RandomItems(), batch_size=4, seed=0)
+    sampler.set_epoch(1)
+    list(loader)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_rng_state_round_trip_replays_the_same_numbers():
+    import random
+
+    import numpy as np
+    generator = torch.Generator().manual_seed(3)
+    state = capture_rng_state(generator)
+    first = (random.random(), np.random.rand(), torch.rand(2), torch.rand(2, generator=generator))
+    restore_rng_state(state, generator)
+    again = (random.random(), np.random.rand(), torch.rand(2), torch.rand(2, generator=generator))
+    assert first[:2] == again[:2] and torch.equal(first[2], again[2]) and torch.equal(first[3], again[3])
+
+
+def test_derived_seeds_are_stable_and_distinct():
+    assert derive_seed(0, 1, 2) == derive_seed(0, 1, 2) != derive_seed(0, 2, 1)
+    assert 0 <= derive_seed("x") < 2**32
+
+
+# --- devices and settings ------------------------------------------------------------------------
+
+def test_auto_device_falls_back_to_cpu_and_gpu_options_are_harmless_there():
+    if not torch.cuda.is_available():
+        assert select_device("auto").type in ("cpu", "mps")
+    assert select_device("cpu") == CPU
+    assert not use_bf16(True, CPU)
+    assert use_channels_last(False, CPU) is False and use_channels_last(True, CPU) is True
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_a_missing_gpu_names_the_key():
+    with pytest.raises(ConfigError, match="train.device"):
+        select_device("cuda")
+
+
+def test_global_batch_must_split_evenly_over_processes():
+    assert per_process_batch_size(16, 2) == 8
+    with pytest.raises(ConfigError, match="train.batch_size"):
+        per_process_batch_size(16, 3)
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+def _settings(tmp_path, **train):
+    split = tmp_path / "split.csv"
+    if not split.exists():
+        split.write_text("id,species,split,image,mask\n")
+    params = parse_params({"architectures": {"unet": {}, "gunet": {"group": "p4"}},
+                           "data": {"split_file": str(split)}, "train": train})
+    return run_settings(params, "unet", "full", 1, CPU)
+
+
+def test_fingerprint_changes_with_what_changes_the_result_only(tmp_path):
+    base = run_fingerprint(_settings(tmp_path))
+    assert run_fingerprint(_settings(tmp_path, lr=0.002)) != base
+    assert run_fingerprint(_settings(tmp_path, seed=1)) != base
+    assert run_fingerprint(_settings(tmp_path, workers=3, checkpoint_dir="elsewhere")) == base
+    (tmp_path / "split.csv").write_text("id,species,split,image,mask\n0010001,001,val,a,b\n")
+    assert run_fingerprint(_settings(tmp_path)) != base
+
+
+def test_checkpoint_of_another_run_or_a_corrupt_one_is_not_resumed(tmp_path, capsys):
+    path = checkpoint_path(tmp_path, "unet", "full", "abc")
+    assert path.name == "unet-full-abc.ckpt"
+    assert load_checkpoint(path, "abc") is None  # none yet
+    save_checkpoint(path, {"fingerprint": "abc", "epoch": 1})
+    assert load_checkpoint(path, "abc")["epoch"] == 1
+    assert load_checkpoint(path, "other") is None
+    path.write_bytes(b"not a checkpoint")
+    assert load_checkpoint(path, "abc") is None
+    assert "starting from scratch" in capsys.readouterr().err
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+def test_training_lowers_the_loss_and_reports_one_row_per_epoch():
+    before = torch.are_deterministic_algorithms_enabled()
+    result = fit(tiny_model(), tiny_data(16), tiny_data(8, seed=1), tiny_config(epochs=3), CPU,
+                 progress=False)
+    assert torch.are_deterministic_algorithms_enabled() == before  # global flags restored
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert set(result.final_metrics()) == {*result.history[0], "seconds"}
+
+
+def test_resuming_from_a_checkpoint_gives_the_same_numbers_as_an_uninterrupted_run(tmp_path):
+    train, val = tiny_data(16), tiny_data(8, seed=1)
+    straight = fit(tiny_model(), train, val, tiny_config(epochs=3), CPU, progress=False)
+    checkpoint = tmp_path / "run.ckpt"
+    fit(tiny_model(), train, val, tiny_config(epochs=1), CPU, checkpoint=checkpoint,
+        fingerprint="run", progress=False)  # as if stopped after epoch 1
+    resumed = fit(tiny_model(), train, val, tiny_config(epochs=3), CPU, checkpoint=checkpoint,
+                  fingerprint="run", progress=False)
+    assert resumed.resumed_after_epoch == 1
+    assert resumed.history == straight.history
+    for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_non_finite_loss_stops_naming_epoch_and_step_and_keeps_last_good_checkpoint(tmp_path):
+    calls = {"n": 0}
+
+    def loss_nan_at_epoch_2_step_3(logits, masks):
+        calls["n"] += 1
+        loss = bce_per_image(logits, masks)
+        # 16 items / batch 4 = 4 training steps, then 2 validation batches per epoch
+        return loss * math.nan if calls["n"] == 4 + 2 + 3 else loss
+
+    checkpoint = tmp_path / "run.ckpt"
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 3.*last good checkpoint"):
+        fit(tiny_model(), tiny_data(16), tiny_data(8, seed=1), tiny_config(epochs=3), CPU,
+            checkpoint=checkpoint, fingerprint="run", loss_fn=loss_nan_at_epoch_2_step_3,
+            progress=False)
+    assert load_checkpoint(checkpoint, "run")["epoch"] == 1
