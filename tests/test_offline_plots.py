@@ -107,3 +107,13 @@ def test_dvc_default_page_stays_blank_offline(repo, tmp_path):
     dom = chromium_dom(out / "index.html", tmp_path / "profile", wait_ms=10_000)
     assert "cdn.jsdelivr.net" in dom
     assert _drawn_charts(dom) == {plot_id: False for plot_id in PLOT_IDS}
+
+
+def test_the_cli_writes_the_offline_template(tmp_path, monkeypatch):
+    from equiseg.cli import main
+
+    (tmp_path / ".dvc").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["plots-template"]) == 0
+    template = (tmp_path / ".dvc" / "plots_offline.html").read_text()
+    assert "{plot_divs}" in template and "vegaEmbed" in template

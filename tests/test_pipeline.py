@@ -6,6 +6,7 @@ One test walks the whole story in order (it is slow to set up, so the steps shar
 """
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -90,7 +91,7 @@ def test_the_users_commands_work_end_to_end(repo, tmp_path):
     assert params["models"] == ["gunet"] and params["train"]["epochs"] == 1
     summary = json.loads((repo / "metrics" / "summary.json").read_text())
     assert sorted(summary) == ["gunet-full", "gunet-minimal"]  # no stale unet rows
-    assert "unet-minimal" not in (repo / "reports" / "report.md").read_text()
+    assert not re.search(r"\bunet-", (repo / "reports" / "report.md").read_text())
 
     # 4. compare with the baseline, and draw the charts
     diff = run(["dvc", "metrics", "diff"], repo)

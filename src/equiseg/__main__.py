@@ -1,0 +1,7 @@
+"""`python -m equiseg audit ...` is `equiseg audit ...`."""
+
+import sys
+
+from equiseg.cli import main
+
+sys.exit(main())

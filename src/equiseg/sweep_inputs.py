@@ -1,0 +1,240 @@
+"""Where the images of a sweep come from: the pipeline's validation split, or a user's folder.
+
+Both produce `SweepImage`s in pixel units [0, 1] on a square canvas with the footprint of the
+image on it, so `equiseg.sweeps` treats them alike. The validation images go through the
+pipeline's own preprocessing (`equiseg.transforms`, as in training and evaluation); a folder's
+images are read with Pillow, optionally resized (longest side, OpenCV INTER_AREA like the
+pipeline) and centred on a canvas whose side is a multiple the model needs.
+
+Folder masks are matched to images by stem (`<stem>.png` or Leeds-style `<stem>_seg0.png`).
+A palette mask holding only indices 0..3 is read the Leeds way (1 and 3 are foreground); any other
+one-class mask is foreground where its grey value is above half its range (0/1 and 0/255 masks both
+work). With several classes a mask holds class indices 0..K-1.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from equiseg.config import ConfigError
+from equiseg.errors import EquisegError
+from equiseg.geometry import footprint, pad_to_square
+from equiseg.sweeps import SweepImage
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+LEEDS_MASK_SUFFIX = "_seg0"
+
+
+def spread_indices(count: int, max_images: int, must_include: int) -> list[int]:
+    """`max_images` indices spread evenly over range(count) (all if 0), always with `must_include`."""
+    if max_images <= 0 or max_images >= count:
+        return list(range(count))
+    chosen = {round(i * (count - 1) / max(max_images - 1, 1)) for i in range(max_images)}
+    chosen.add(must_include)
+    return sorted(chosen)
+
+
+# -- the pipeline's validation images --------------------------------------------------------------
+
+def validation_images(rows: pd.DataFrame, image_size: int, pad_size: int,
+                      root: str | Path = ".") -> list[SweepImage]:
+    """Validation rows of split.csv as SweepImages, preprocessed exactly as the models saw them."""
+    from equiseg.datasets import SegmentationDataset  # imports albumentations: only when needed
+    from equiseg.transforms import build_transform, denormalise
+
+    transform = build_transform("minimal", image_size, pad_size)
+    dataset = SegmentationDataset(rows, transform, cache=False, root=root)
+    items = []
+    for index, name in enumerate(dataset.ids):
+        image, mask = dataset[index]
+        with Image.open(dataset.images[index]) as original:
+            width, height = original.size
+        # the footprint is where a white picture of the same size lands after the same transform
+        white, _ = transform(np.full((height, width, 3), 255, np.uint8), np.zeros((height, width)))
+        inside = denormalise(white).amax(dim=0, keepdim=True) > 0.5
+        items.append(SweepImage(str(name), denormalise(image).clamp(0.0, 1.0), inside,
+                                mask > 0.5))
+    return items
+
+
+# -- a user's folder -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImageFile:
+    """An image of a folder and its mask file, if any."""
+
+    name: str
+    image: Path
+    mask: Path | None
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _mask_stem(path: Path) -> str:
+    return path.stem.removesuffix(LEEDS_MASK_SUFFIX)
+
+
+def pair_files(images: str | Path, masks: str | Path | None = None) -> list[ImageFile]:
+    """Readable images of a folder (PNG/JPEG, sorted by name) with their masks matched by stem.
+
+    Unreadable images are skipped with a warning; a mask without its image, or of another size
+    than its image, is an error (as is a folder without a single readable image).
+    """
+    images = Path(images)
+    if not images.is_dir():
+        raise EquisegError(f"{images}: image folder not found; pass --images DIR with PNG or "
+                           "JPEG files")
+    image_paths = _image_files(images)
+    mask_paths: list[Path] = []
+    if masks is not None:
+        masks = Path(masks)
+        if not masks.is_dir():
+            raise EquisegError(f"{masks}: mask folder not found; pass --masks DIR or leave it out")
+        mask_paths = _image_files(masks)
+        if masks.resolve() == images.resolve():  # one folder: x.png beside x_seg0.png
+            mask_paths = [p for p in image_paths if p.stem.endswith(LEEDS_MASK_SUFFIX)]
+            image_paths = [p for p in image_paths if p not in mask_paths]
+    stems = {p.stem for p in image_paths}
+    if len(stems) < len(image_paths):
+        twins = sorted(p.name for p in image_paths
+                       if sum(q.stem == p.stem for q in image_paths) > 1)
+        raise EquisegError(f"{images}: images {', '.join(twins)} share a name; rename them so "
+                           "every image (and its mask) has its own stem")
+    mask_by_stem: dict[str, Path] = {}
+    for path in mask_paths:
+        stem = path.stem if path.stem in stems else _mask_stem(path)
+        if stem not in stems:
+            raise EquisegError(f"{path}: mask without an image named {stem}.png or .jpg in "
+                               f"{images}; remove it or add its image")
+        mask_by_stem[stem] = path
+    entries = []
+    for path in image_paths:
+        size = _header_size(path)
+        if size is None:
+            print(f"warning: {path}: not a readable image; skipped", file=sys.stderr)
+            continue
+        mask = mask_by_stem.get(path.stem)
+        if mask is not None and _header_size(mask) != size:
+            found = _header_size(mask)
+            found_text = "unreadable" if found is None else f"{found[0]}x{found[1]}"
+            raise EquisegError(f"{mask}: mask is {found_text} but its image is {size[0]}x{size[1]}; "
+                               "masks must match their image's size")
+        entries.append(ImageFile(path.stem, path, mask))
+    if not entries:
+        raise EquisegError(f"{images}: holds no readable PNG or JPEG image; pass --images DIR "
+                           "with some")
+    return entries
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file's header, or None if it is not an image Pillow can open."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def read_rgb(path: Path) -> np.ndarray | None:
+    """An RGB uint8 (H, W, 3) array, or None if the file is not a readable image."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB")).copy()
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError):
+        return None
+
+
+def read_mask(path: Path, classes: int) -> np.ndarray:
+    """Labels (H, W): bool foreground for one class, int64 class indices for several."""
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            values = np.asarray(image if mode in ("P", "L", "1", "I", "I;16") else image.convert("L"))
+    except (OSError, SyntaxError, ValueError) as err:
+        raise EquisegError(f"{path}: mask cannot be read ({err}); replace or remove it") from None
+    values = values.astype(np.int64)
+    top = int(values.max()) if values.size else 0
+    if classes > 1:
+        if top >= classes:
+            raise EquisegError(f"{path}: mask holds label {top} but --classes is {classes}; "
+                               "masks must hold class indices 0..K-1")
+        return values
+    if mode == "P" and top <= 3:
+        return np.isin(values, (1, 3))  # the Leeds convention
+    return values > (top // 2 if top > 1 else 0)
+
+
+def _resize(array: np.ndarray, size: int, nearest: bool) -> np.ndarray:
+    import cv2
+
+    height, width = array.shape[:2]
+    scale = size / max(height, width)
+    shape = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
+    return cv2.resize(array, shape, interpolation=interpolation)
+
+
+def canvas_side(height: int, width: int, pad_size: int, multiple: int) -> int:
+    """The square canvas: `pad_size` if set, else the longest side rounded up to `multiple`."""
+    longest = max(height, width)
+    if pad_size:
+        if pad_size < longest:
+            raise EquisegError(f"--pad-size {pad_size} is smaller than a {width}x{height} image; "
+                               "raise it or pass --size to shrink the images")
+        return pad_size
+    return math.ceil(longest / multiple) * multiple
+
+
+def load_image(entry: ImageFile, classes: int, size: int = 0, pad_size: int = 0,
+               multiple: int = 16) -> SweepImage | None:
+    """One folder image (and mask) on its canvas; None if the image cannot be read."""
+    rgb = read_rgb(entry.image)
+    if rgb is None:
+        return None
+    labels = None
+    if entry.mask is not None:
+        labels = read_mask(entry.mask, classes)
+        if labels.shape != rgb.shape[:2]:
+            raise EquisegError(f"{entry.mask}: mask is {labels.shape[1]}x{labels.shape[0]} but "
+                               f"its image is {rgb.shape[1]}x{rgb.shape[0]}; masks must match "
+                               "their image's size")
+    if size:
+        rgb = _resize(rgb, size, nearest=False)
+        if labels is not None:
+            labels = _resize(labels.astype(np.uint8), size, nearest=True).astype(labels.dtype)
+    height, width = rgb.shape[:2]
+    side = canvas_side(height, width, pad_size, multiple)
+    image = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
+    target = None
+    if labels is not None:
+        target = pad_to_square(torch.from_numpy(labels).unsqueeze(0), side)
+    return SweepImage(entry.name, pad_to_square(image, side), footprint(height, width, side),
+                      target)
+
+
+def folder_images(entries: Sequence[ImageFile], classes: int, size: int = 0, pad_size: int = 0,
+                  multiple: int = 16) -> Iterator[SweepImage]:
+    """Load images one at a time (a folder may not fit in memory), skipping unreadable ones."""
+    for entry in entries:
+        item = load_image(entry, classes, size, pad_size, multiple)
+        if item is None:
+            print(f"warning: {entry.image}: not a readable image; skipped", file=sys.stderr)
+            continue
+        yield item
+
+
+def check_image_index(image_index: int, count: int) -> None:
+    if image_index >= count:
+        raise ConfigError(f"params: 'sweep.image_index' is {image_index} but the validation set "
+                          f"has {count} images (allowed: 0..{count - 1})")
