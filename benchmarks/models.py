@@ -1,7 +1,7 @@
 """Training-step speed of each model against this machine's float32 matmul rate (not a test).
 
     python benchmarks/models.py [--sizes 64 128 256] [--batch 16] [--models unet gunet gunet_p4m]
-        [--channels-last] [--compile] [--device cpu]
+        [--no-channels-last] [--compile] [--device cpu]
 
 For every model and size: parameters, forward GFLOPs (torch.utils.flop_counter), training-step time
 (forward, backward, AdamW step; median after warm-up), images/s, and achieved GFLOP/s of the whole
@@ -41,9 +41,8 @@ def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> flo
 
 def count_flops(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """(forward GFLOPs, training-step GFLOPs) for one batch."""
-    with FlopCounterMode(display=False) as forward:
-        with torch.no_grad():
-            model(x)
+    with FlopCounterMode(display=False) as forward, torch.no_grad():
+        model(x)
     with FlopCounterMode(display=False) as step:
         torch.nn.functional.binary_cross_entropy_with_logits(model(x), y).backward()
     model.zero_grad(set_to_none=True)
@@ -76,7 +75,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--models", nargs="+", default=["unet", "gunet", "gunet_p4m"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                        help="NHWC memory layout (default on: 1.2-1.4x faster here on CPU)")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)

@@ -8,8 +8,7 @@ import torch
 from equiseg.config import load_params
 from equiseg.equivariance import equivariance_errors, invariance_errors, worst_relative_error
 from equiseg.groups import act_on_image, get_group
-from equiseg.models import (InputSizeError, build_model, count_parameters, load_trained,
-                            save_trained)
+from equiseg.models import InputSizeError, build_model, count_parameters, load_trained, save_trained
 from tests.test_layers import randomize_
 
 TOL = 1e-5
@@ -76,7 +75,7 @@ def test_max_group_pooling_keeps_equivariance():
 
 def test_pooled_output_is_invariant_to_rotations():
     model = randomize_(build_model("gunet", **SMALL)).eval()
-    pooled = lambda x: model(x).mean(dim=(-2, -1))  # noqa: E731
+    pooled = lambda x: model(x).mean(dim=(-2, -1))
     assert worst_relative_error(invariance_errors(pooled, torch.randn(2, 3, 32, 32))) < TOL
 
 
