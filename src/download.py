@@ -8,19 +8,18 @@ safely into the flat layout. Nothing is written unless every pair decodes and ma
 
 from __future__ import annotations
 
-import argparse
 import time
 
 from equiseg.config import load_params
 from equiseg.data import prepare_raw_data
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_json
+from equiseg.stage_args import stage_parser
 
 
 @exit_on_user_error
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__)
     parser.add_argument("--metrics", default="metrics/data.json")
     args = parser.parse_args()
 

@@ -7,8 +7,6 @@ augmentation. metrics/summary.json is the seed's final table (`dvc metrics show`
 
 from __future__ import annotations
 
-import argparse
-
 from equiseg.config import load_params
 from equiseg.datasets import load_split
 from equiseg.devices import select_device, use_bf16, use_channels_last
@@ -16,14 +14,14 @@ from equiseg.errors import EquisegError, exit_on_user_error
 from equiseg.evaluation import evaluate_trained, evaluation_record, evaluation_sets
 from equiseg.io import write_json
 from equiseg.models import load_trained
+from equiseg.stage_args import stage_parser
 
 SUMMARY_KEYS = ("train_iou", "train_loss", "val_iou", "val_loss")
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="parameters file")
+    parser = stage_parser(__doc__)
     args = parser.parse_args(argv)
 
     params = load_params(args.params)

@@ -7,7 +7,6 @@ glob, so models dropped from params do not linger), and refreshes the offline te
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -17,12 +16,12 @@ from equiseg.errors import EquisegError, exit_on_user_error
 from equiseg.io import atomic_dir
 from equiseg.report.offline_plots import ensure_offline_plots_template
 from equiseg.report.run_report import build_run_report
+from equiseg.stage_args import stage_parser
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="parameters file")
+    parser = stage_parser(__doc__)
     parser.add_argument("--root", default=".", help="project root holding metrics/ and plots/")
     parser.add_argument("--out", default="reports", help="report folder, relative to --root")
     args = parser.parse_args(argv)

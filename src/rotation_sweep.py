@@ -9,7 +9,6 @@ The computation is `equiseg.sweeps`, the same as `equiseg audit`.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from equiseg.config import load_params
@@ -19,6 +18,7 @@ from equiseg.errors import exit_on_user_error
 from equiseg.io import write_csv, write_json
 from equiseg.models import load_trained
 from equiseg.overlays import write_rotation_gif, write_sample_grid
+from equiseg.stage_args import stage_parser
 from equiseg.sweep_inputs import check_image_index, spread_indices, validation_images
 from equiseg.sweeps import (
     equivariance_summary,
@@ -33,8 +33,7 @@ from equiseg.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="parameters file")
+    parser = stage_parser(__doc__)
     args = parser.parse_args(argv)
 
     params = load_params(args.params)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-
 from equiseg.config import load_params
 from equiseg.data import split_counts, split_manifest
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_csv
+from equiseg.stage_args import stage_parser
 
 
 @exit_on_user_error
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__)
     args = parser.parse_args()
 
     data = load_params(args.params).data

@@ -6,7 +6,6 @@ deleted once the outputs are written). Runs alone or as `torchrun --nproc_per_no
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 
 import pandas as pd
@@ -20,16 +19,16 @@ from equiseg.evaluation import validation_set
 from equiseg.io import write_csv, write_json
 from equiseg.models import build_model, save_trained
 from equiseg.seeding import seed_everything
+from equiseg.stage_args import stage_parser
 from equiseg.training import HISTORY_COLUMNS, fit, per_process_batch_size, run_settings
 from equiseg.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = stage_parser(__doc__)
     parser.add_argument("--model", required=True, help="a model named in params.yaml")
     parser.add_argument("--augment", required=True, help=" or ".join(AUGMENT_NAMES))
-    parser.add_argument("--params", default="params.yaml", help="parameters file")
     args = parser.parse_args(argv)
 
     params = load_params(args.params)

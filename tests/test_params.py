@@ -54,6 +54,7 @@ def test_paper_profile_on_leeds_is_the_seeds_setting(tmp_path):
     ("augments", ["heavy"], "minimal, full"),
     ("architectures.gunet.group", "p6", "trivial, p4, p4m"),
     ("train.learning_rate", 1, "not a known parameter"),
+    ("train.schedule", "cosine", "constant, onecycle"),
 ])
 def test_wrong_values_name_the_key(tmp_path, key, value, message):
     raw = compose(tmp_path)

@@ -18,7 +18,13 @@ from equiseg.evaluation import MetricTotals, bce_per_image, evaluate
 from equiseg.loaders import ShardSampler, evaluation_loader, training_loader
 from equiseg.models import build_model
 from equiseg.seeding import capture_rng_state, derive_seed, restore_rng_state, seed_everything
-from equiseg.training import NonFiniteLossError, fit, per_process_batch_size, run_settings
+from equiseg.training import (
+    NonFiniteLossError,
+    fit,
+    learning_rate_schedule,
+    per_process_batch_size,
+    run_settings,
+)
 
 CPU = torch.device("cpu")
 TINY = {"filters": (4, 4, 8, 8), "norm_groups": 2}
@@ -228,6 +234,49 @@ def test_resuming_from_a_checkpoint_gives_the_same_numbers_as_an_uninterrupted_r
     assert resumed.history == straight.history
     for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_onecycle_warms_up_to_train_lr_then_anneals_to_near_zero_over_the_whole_run():
+    config = tiny_config(epochs=3, schedule="onecycle", lr=0.01)
+    optimizer = torch.optim.AdamW(tiny_model().parameters(), lr=config.lr)
+    schedule = learning_rate_schedule(optimizer, config, steps_per_epoch=10)
+    rates = []
+    for _ in range(30):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    peak = rates.index(max(rates))
+    assert max(rates) == pytest.approx(0.01) and 0 < peak < 29
+    assert rates[0] < 0.01 / 10 and rates[-1] < 0.01 / 100
+    assert all(a <= b for a, b in itertools.pairwise(rates[:peak + 1]))  # up, then down
+    assert all(a >= b for a, b in itertools.pairwise(rates[peak:]))
+    assert learning_rate_schedule(optimizer, tiny_config(), steps_per_epoch=10) is None
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_onecycle_run_resumes_its_schedule_exactly(tmp_path):
+    train, val = tiny_data(16), tiny_data(8, seed=1)
+    config = tiny_config(epochs=3, schedule="onecycle")
+    straight = fit(tiny_model(), train, val, config, CPU, progress=False)
+    calls = {"n": 0}
+
+    def loss_stopping_in_epoch_2(logits, masks):
+        calls["n"] += 1  # 4 training steps and 2 validation batches per epoch
+        if calls["n"] == 6 + 2:
+            raise Interrupted
+        return bce_per_image(logits, masks)
+
+    checkpoint = tmp_path / "run.ckpt"
+    with pytest.raises(Interrupted):
+        fit(tiny_model(), train, val, config, CPU, checkpoint=checkpoint, fingerprint="run",
+            loss_fn=loss_stopping_in_epoch_2, progress=False)
+    resumed = fit(tiny_model(), train, val, config, CPU, checkpoint=checkpoint, fingerprint="run",
+                  progress=False)
+    assert resumed.resumed_after_epoch == 1
+    assert resumed.history == straight.history
 
 
 def test_non_finite_loss_stops_naming_epoch_and_step_and_keeps_last_good_checkpoint(tmp_path):

@@ -24,6 +24,7 @@ DATA_SOURCES = ("synthetic", "leeds")
 ORIENTATIONS = ("upright", "uniform")
 GROUP_POOLS = ("mean", "max")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+SCHEDULES = ("constant", "onecycle")
 PERTURBATIONS = ("rotate", "flip", "brightness", "contrast", "noise")
 
 
@@ -161,8 +162,9 @@ class TrainConfig:
 
     epochs: int = 10
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 1e-3  # the learning rate; with schedule onecycle, its peak
     weight_decay: float = 1e-2
+    schedule: str = "constant"  # the seed's; onecycle (warm up, then anneal) learns faster
     device: str = "auto"
     workers: int = 0
     bf16: bool = True
@@ -177,6 +179,7 @@ class TrainConfig:
         check_positive("train.lr", self.lr, float)
         if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
             _fail("train.weight_decay", f"is {self.weight_decay!r}", "a number >= 0")
+        check_choice("train.schedule", self.schedule, SCHEDULES)
         check_choice("train.device", self.device, DEVICES)
         if not isinstance(self.workers, int) or self.workers < 0:
             _fail("train.workers", f"is {self.workers!r}", "a whole number >= 0")

@@ -1,9 +1,10 @@
 """The training loop: AdamW on per-image BCE, per-epoch metrics, checkpoints, resume, DDP.
 
 `fit` trains a model for `TrainConfig.epochs` epochs, evaluating on the validation set after each
-one. At the end of every epoch rank 0 writes a checkpoint (weights, optimiser, RNG states, epoch,
-history); if one for the same run exists when `fit` starts, it resumes after that epoch and ends
-with exactly the numbers an uninterrupted run would give (on CPU; see README for GPUs).
+one. At the end of every epoch rank 0 writes a checkpoint (weights, optimiser, learning-rate
+schedule, RNG states, epoch, history); if one for the same run exists when `fit` starts, it
+resumes after that epoch and ends with exactly the numbers an uninterrupted run would give (on
+CPU; see README for GPUs).
 A non-finite training loss stops the run at the end of its epoch, before that epoch's
 checkpoint, so the last good one is kept.
 """
@@ -93,6 +94,7 @@ def _train(model: nn.Module, train_set: Any, val_set: Any, config: TrainConfig,
     val_loader = evaluation_loader(val_set, batch_size=batch_size, **loader_options)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
+    scheduler = learning_rate_schedule(optimizer, config, steps_per_epoch=len(train_loader))
 
     result = TrainResult(model=model, history=[])
     # loaded on CPU: RNG states must stay there; load_state_dict moves the rest to the device
@@ -100,6 +102,8 @@ def _train(model: nn.Module, train_set: Any, val_set: Any, config: TrainConfig,
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
         restore_rng_state(state["rng"], train_loader.generator)
         result.history, result.epoch_seconds = list(state["history"]), list(state["epoch_seconds"])
         result.resumed_after_epoch = state["epoch"]
@@ -119,8 +123,9 @@ def _train(model: nn.Module, train_set: Any, val_set: Any, config: TrainConfig,
         for epoch in range(result.resumed_after_epoch + 1, config.epochs + 1):
             started = time.perf_counter()
             sampler.set_epoch(epoch)
-            totals, step_losses = _train_one_epoch(network, train_loader, optimizer, loss_fn, device,
-                                                   bf16=bf16, channels_last=channels_last, bar=bar)
+            totals, step_losses = _train_one_epoch(network, train_loader, optimizer, scheduler,
+                                                   loss_fn, device, bf16=bf16,
+                                                   channels_last=channels_last, bar=bar)
             _stop_if_not_finite(step_losses, epoch, context, checkpoint)
             train = totals.reduce(context).result()
             val = evaluate(model, val_loader, device, bf16=bf16, channels_last=channels_last,
@@ -134,24 +139,37 @@ def _train(model: nn.Module, train_set: Any, val_set: Any, config: TrainConfig,
             bar.set_postfix(epoch=epoch, train_loss=f"{train['loss']:.4f}",
                             val_loss=f"{val['loss']:.4f}", val_iou=f"{val['iou']:.3f}")
             if checkpoint is not None and context.is_main:
-                save_checkpoint(checkpoint, _checkpoint_state(fingerprint, model, optimizer,
+                save_checkpoint(checkpoint, _checkpoint_state(fingerprint, model, optimizer, scheduler,
                                                               train_loader.generator, result))
     finally:
         bar.close()  # before any error message, so that it starts on its own line
     return result
 
 
+def learning_rate_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig,
+                           steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """None for the seed's constant rate; for `onecycle`, a per-step warm-up to `config.lr`
+    then cosine annealing to near zero over the whole run (more accuracy per epoch when epochs
+    are few). The schedule spans `config.epochs`, so a run's epoch count is part of its result."""
+    if config.schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, epochs=config.epochs,
+                                               steps_per_epoch=steps_per_epoch)
+
+
 def _checkpoint_state(fingerprint: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+                      scheduler: torch.optim.lr_scheduler.LRScheduler | None,
                       generator: torch.Generator, result: TrainResult) -> dict[str, Any]:
     """Everything needed to continue after the last finished epoch as if never stopped."""
     return {"fingerprint": fingerprint, "epoch": result.history[-1]["epoch"],
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": None,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "rng": capture_rng_state(generator), "history": result.history,
             "epoch_seconds": result.epoch_seconds}
 
 
 def _train_one_epoch(network: nn.Module, loader: Any, optimizer: torch.optim.Optimizer,
-                     loss_fn: LossFn, device: torch.device, *, bf16: bool, channels_last: bool,
+                     scheduler: torch.optim.lr_scheduler.LRScheduler | None, loss_fn: LossFn, device: torch.device, *, bf16: bool, channels_last: bool,
                      bar: tqdm) -> tuple[MetricTotals, list[torch.Tensor]]:
     """One pass over this process's shard; metric sums and step losses stay on the device."""
     network.train()
@@ -167,6 +185,8 @@ def _train_one_epoch(network: nn.Module, loader: Any, optimizer: torch.optim.Opt
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         totals.add(logits, masks, per_image)
         step_losses.append(loss.detach())
         bar.update()
