@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     summary = {}
     for name, (model, _) in trained.items():
         results = evaluate_trained(model, datasets, device, batch_size=config.batch_size,
-                                   bf16=use_bf16(config.bf16, device),
+                                   bf16=use_bf16(config.bf16, device, on_cpu=config.bf16_cpu),
                                    channels_last=use_channels_last(config.channels_last, device))
         record = evaluation_record(results)
         write_json(f"metrics/evaluate/{name}.json", record)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
+from equiseg import devices
 from equiseg.checkpoints import checkpoint_path, load_checkpoint, run_fingerprint, save_checkpoint
 from equiseg.config import ConfigError, TrainConfig, parse_params
 from equiseg.devices import select_device, use_bf16, use_channels_last
@@ -164,6 +165,27 @@ def test_auto_device_falls_back_to_cpu_and_gpu_options_are_harmless_there():
     assert select_device("cpu") == CPU
     assert not use_bf16(True, CPU)
     assert use_channels_last(False, CPU) is False and use_channels_last(True, CPU) is True
+
+
+
+def test_bf16_on_cpu_only_when_asked_and_only_where_the_cpu_has_it(monkeypatch):
+    assert not use_bf16(True, CPU, on_cpu=False)  # train.bf16 alone is about CUDA
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    assert not use_bf16(True, CPU, on_cpu=True)  # emulated bf16 would be slower than fp32
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    assert use_bf16(False, CPU, on_cpu=True)
+
+
+@pytest.mark.skipif(not devices.cpu_has_native_bf16(), reason="this CPU has no native bf16")
+def test_bf16_cpu_training_is_mixed_precision_and_still_deterministic():
+    train, val = tiny_data(16), tiny_data(8, seed=1)
+    fp32 = fit(tiny_model(), train, val, tiny_config(), CPU, progress=False)
+    bf16 = [fit(tiny_model(), train, val, tiny_config(bf16_cpu=True), CPU, progress=False)
+            for _ in range(2)]
+    assert bf16[0].history == bf16[1].history
+    assert bf16[0].history != fp32.history
+    assert bf16[0].history[-1]["train_loss"] == pytest.approx(fp32.history[-1]["train_loss"],
+                                                              rel=0.1)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

@@ -167,7 +167,8 @@ class TrainConfig:
     schedule: str = "constant"  # the seed's; onecycle (warm up, then anneal) learns faster
     device: str = "auto"
     workers: int = 0
-    bf16: bool = True
+    bf16: bool = True  # bf16 autocast on CUDA GPUs
+    bf16_cpu: bool = False  # ... and on CPUs with native bf16; faster, but CPU-dependent numbers
     channels_last: bool = True
     deterministic: bool = True
     checkpoint_dir: str = ".cache/checkpoints"
@@ -186,7 +187,7 @@ class TrainConfig:
         for key in ("lr", "weight_decay"):  # .nan and .inf pass the sign checks above
             if not math.isfinite(getattr(self, key)):
                 _fail(f"train.{key}", f"is {getattr(self, key)!r}", "a finite number")
-        for key in ("bf16", "channels_last", "deterministic"):
+        for key in ("bf16", "bf16_cpu", "channels_last", "deterministic"):
             if not isinstance(getattr(self, key), bool):
                 _fail(f"train.{key}", f"is {getattr(self, key)!r}", "true or false")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

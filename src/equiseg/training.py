@@ -84,7 +84,7 @@ def _train(model: nn.Module, train_set: Any, val_set: Any, config: TrainConfig,
            device: torch.device, checkpoint: Path | None, fingerprint: str, context: DistContext,
            loss_fn: LossFn, progress: bool, description: str) -> TrainResult:
     batch_size = per_process_batch_size(config.batch_size, context.world_size)
-    bf16 = use_bf16(config.bf16, device)
+    bf16 = use_bf16(config.bf16, device, on_cpu=config.bf16_cpu)
     channels_last = use_channels_last(config.channels_last, device)
     model.to(device, memory_format=memory_format(channels_last))
     loader_options = {"rank": context.rank, "world_size": context.world_size,
@@ -169,7 +169,8 @@ def _checkpoint_state(fingerprint: str, model: nn.Module, optimizer: torch.optim
 
 
 def _train_one_epoch(network: nn.Module, loader: Any, optimizer: torch.optim.Optimizer,
-                     scheduler: torch.optim.lr_scheduler.LRScheduler | None, loss_fn: LossFn, device: torch.device, *, bf16: bool, channels_last: bool,
+                     scheduler: torch.optim.lr_scheduler.LRScheduler | None, loss_fn: LossFn,
+                     device: torch.device, *, bf16: bool, channels_last: bool,
                      bar: tqdm) -> tuple[MetricTotals, list[torch.Tensor]]:
     """One pass over this process's shard; metric sums and step losses stay on the device."""
     network.train()
