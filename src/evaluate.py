@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from equiseg.config import load_params
 from equiseg.datasets import load_split
-from equiseg.devices import select_device, use_bf16, use_channels_last
+from equiseg.devices import select_device, use_channels_last
 from equiseg.errors import EquisegError, exit_on_user_error
 from equiseg.evaluation import evaluate_trained, evaluation_record, evaluation_sets
 from equiseg.io import write_json
@@ -41,7 +41,6 @@ def main(argv: list[str] | None = None) -> None:
     summary = {}
     for name, (model, _) in trained.items():
         results = evaluate_trained(model, datasets, device, batch_size=config.batch_size,
-                                   bf16=use_bf16(config.bf16, device, on_cpu=config.bf16_cpu),
                                    channels_last=use_channels_last(config.channels_last, device))
         record = evaluation_record(results)
         write_json(f"metrics/evaluate/{name}.json", record)

@@ -63,6 +63,7 @@ def test_writes_each_models_metrics_and_the_summary_table(project):
 
 
 def test_a_p4_equivariant_model_scores_the_same_at_every_quarter_turn(project):
+    write_params(project, train={"bf16_cpu": True})  # training's bf16 never reaches evaluation
     save_untrained_models(project)
     _main("evaluate.py")([])
     gunet = json.loads((project / "metrics/evaluate/gunet-full.json").read_text())
@@ -75,7 +76,8 @@ def test_a_p4_equivariant_model_scores_the_same_at_every_quarter_turn(project):
 
 
 def test_validation_metrics_match_the_final_epoch_of_training(project):
-    write_params(project, models=["unet"], augments=["full"], train={"epochs": 1})
+    write_params(project, models=["unet"], augments=["full"],
+                 train={"epochs": 1, "bf16_cpu": True})  # validation in fp32 in both
     _main("train.py")(["--model", "unet", "--augment", "full"])
     _main("evaluate.py")([])
     trained = json.loads((project / "metrics/train/unet-full.json").read_text())

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from equiseg.datasets import SegmentationDataset
-from equiseg.devices import autocast, memory_format
+from equiseg.devices import memory_format
 from equiseg.distributed import SINGLE_PROCESS, DistContext
 from equiseg.loaders import evaluation_loader
 from equiseg.metrics import iou_counts, iou_from_counts
@@ -60,10 +60,13 @@ class MetricTotals:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, *, bf16: bool = False,
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, *,
              channels_last: bool = False, context: DistContext = SINGLE_PROCESS,
              loss_fn: LossFn = bce_per_image) -> dict[str, float]:
-    """{'loss', 'iou', 'iou_per_image'} of `model` over `loader` (this rank's share, then summed)."""
+    """{'loss', 'iou', 'iou_per_image'} of `model` over `loader` (this rank's share, then summed).
+
+    Always in fp32, also when training uses bf16: reported metrics must not depend on mixed
+    precision, and a Group U-Net must score the same at each quarter turn to fp32 precision."""
     was_training = model.training
     model.eval()
     totals = MetricTotals(device)
@@ -71,8 +74,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, *, bf16
     for images, masks in loader:
         images = images.to(device, non_blocking=True).contiguous(memory_format=layout)
         masks = masks.to(device, non_blocking=True)
-        with autocast(device, bf16):
-            logits = model(images)
+        logits = model(images)
         totals.add(logits, masks, loss_fn(logits, masks))
     model.train(was_training)
     return totals.reduce(context).result()
@@ -99,12 +101,11 @@ def evaluation_sets(train_rows: pd.DataFrame, val_rows: pd.DataFrame, *, image_s
 
 
 def evaluate_trained(model: nn.Module, datasets: Mapping[str, Dataset], device: torch.device, *,
-                     batch_size: int, bf16: bool = False, channels_last: bool = False
-                     ) -> dict[str, dict[str, float]]:
+                     batch_size: int, channels_last: bool = False) -> dict[str, dict[str, float]]:
     """Metrics of one model on each named dataset, with the loop's own settings and batching."""
     model.to(device, memory_format=memory_format(channels_last))
     return {name: evaluate(model, evaluation_loader(data, batch_size=batch_size), device,
-                           bf16=bf16, channels_last=channels_last)
+                           channels_last=channels_last)
             for name, data in datasets.items()}
 
 

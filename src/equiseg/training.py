@@ -128,7 +128,7 @@ def _train(model: nn.Module, train_set: Any, val_set: Any, config: TrainConfig,
                                                    channels_last=channels_last, bar=bar)
             _stop_if_not_finite(step_losses, epoch, context, checkpoint)
             train = totals.reduce(context).result()
-            val = evaluate(model, val_loader, device, bf16=bf16, channels_last=channels_last,
+            val = evaluate(model, val_loader, device, channels_last=channels_last,
                            context=context, loss_fn=loss_fn)
             if not math.isfinite(val["loss"]):
                 raise NonFiniteLossError(f"validation loss is {val['loss']} after epoch {epoch}; "
