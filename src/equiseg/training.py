@@ -139,8 +139,9 @@ def _train(model: nn.Module, train_set: Any, val_set: Any, config: TrainConfig,
             bar.set_postfix(epoch=epoch, train_loss=f"{train['loss']:.4f}",
                             val_loss=f"{val['loss']:.4f}", val_iou=f"{val['iou']:.3f}")
             if checkpoint is not None and context.is_main:
-                save_checkpoint(checkpoint, _checkpoint_state(fingerprint, model, optimizer, scheduler,
-                                                              train_loader.generator, result))
+                snapshot = _checkpoint_state(fingerprint, model, optimizer, scheduler,
+                                             train_loader.generator, result)
+                save_checkpoint(checkpoint, snapshot)
     finally:
         bar.close()  # before any error message, so that it starts on its own line
     return result
