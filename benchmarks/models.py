@@ -17,7 +17,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from equiseg.models import build_model, count_parameters
+from equiseg.nn.models import build_model, count_parameters
 
 
 def sync(device: torch.device) -> None:

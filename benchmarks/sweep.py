@@ -21,13 +21,13 @@ import time
 
 import torch
 
+from equiseg.analysis.geometry import footprint
+from equiseg.analysis.perturbations import build_perturbations
+from equiseg.analysis.sweep import SweepImage, make_predictor, run_sweep, sweep_perturbations
 from equiseg.config import load_params
 from equiseg.data.synthetic import generate_synthetic
-from equiseg.geometry import footprint
-from equiseg.models import build_model
-from equiseg.perturbations import build_perturbations
-from equiseg.sweeps import SweepImage, make_predictor, run_sweep, sweep_perturbations
-from equiseg.transforms import IMAGENET_MEAN, IMAGENET_STD
+from equiseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from equiseg.nn.models import build_model
 
 
 def butterflies(count: int, size: int) -> list[SweepImage]:

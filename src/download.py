@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import time
 
-from equiseg.config import load_params
+from equiseg.config import load_params, stage_parser
 from equiseg.data import prepare_raw_data
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_json
-from equiseg.stage_args import stage_parser
 
 
 @exit_on_user_error

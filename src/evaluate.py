@@ -7,14 +7,13 @@ augmentation. metrics/summary.json is the seed's final table (`dvc metrics show`
 
 from __future__ import annotations
 
-from equiseg.config import load_params
-from equiseg.datasets import load_split
-from equiseg.devices import select_device, use_channels_last
+from equiseg.config import load_params, stage_parser
+from equiseg.data.datasets import load_split
 from equiseg.errors import EquisegError, exit_on_user_error
-from equiseg.evaluation import evaluate_trained, evaluation_record, evaluation_sets
 from equiseg.io import write_json
-from equiseg.models import load_trained
-from equiseg.stage_args import stage_parser
+from equiseg.nn.models import load_trained
+from equiseg.train.devices import select_device, use_channels_last
+from equiseg.train.evaluation import evaluate_trained, evaluation_record, evaluation_sets
 
 SUMMARY_KEYS = ("train_iou", "train_loss", "val_iou", "val_loss")
 

@@ -11,12 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-from equiseg.config import load_params
+from equiseg.config import load_params, stage_parser
 from equiseg.errors import EquisegError, exit_on_user_error
 from equiseg.io import atomic_dir
 from equiseg.report.offline_plots import ensure_offline_plots_template
 from equiseg.report.run_report import build_run_report
-from equiseg.stage_args import stage_parser
 
 
 @exit_on_user_error

@@ -4,23 +4,15 @@ For each model in params.models x params.augments: predict on rotated (and flipp
 ...) validation images, undo the rotation on the prediction, and score it against the ground truth
 and against the prediction on the unrotated image. Writes plots/rotation/<run>.csv and .gif,
 plots/perturb/<run>.csv, plots/samples/<run>.png and metrics/equivariance/<run>.json.
-The computation is `equiseg.sweeps`, the same as `equiseg audit`.
+The computation is `equiseg.analysis.sweep`, the same as `equiseg audit`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from equiseg.config import load_params
-from equiseg.datasets import load_split
-from equiseg.devices import select_device
-from equiseg.errors import exit_on_user_error
-from equiseg.io import write_csv, write_json
-from equiseg.models import load_trained
-from equiseg.overlays import write_rotation_gif, write_sample_grid
-from equiseg.stage_args import stage_parser
-from equiseg.sweep_inputs import check_image_index, spread_indices, validation_images
-from equiseg.sweeps import (
+from equiseg.analysis.inputs import check_image_index, spread_indices, validation_images
+from equiseg.analysis.sweep import (
     equivariance_summary,
     make_predictor,
     perturbation_table,
@@ -28,7 +20,14 @@ from equiseg.sweeps import (
     run_sweep,
     sweep_perturbations,
 )
-from equiseg.transforms import IMAGENET_MEAN, IMAGENET_STD
+from equiseg.config import load_params, stage_parser
+from equiseg.data.datasets import load_split
+from equiseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from equiseg.errors import exit_on_user_error
+from equiseg.io import write_csv, write_json
+from equiseg.nn.models import load_trained
+from equiseg.report.overlays import write_rotation_gif, write_sample_grid
+from equiseg.train.devices import select_device
 
 
 @exit_on_user_error

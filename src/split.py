@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from equiseg.config import load_params
+from equiseg.config import load_params, stage_parser
 from equiseg.data import split_counts, split_manifest
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_csv
-from equiseg.stage_args import stage_parser
 
 
 @exit_on_user_error

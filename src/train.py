@@ -10,18 +10,17 @@ import dataclasses
 
 import pandas as pd
 
-from equiseg.checkpoints import checkpoint_path, run_fingerprint
-from equiseg.config import AUGMENT_NAMES, check_choice, load_params
-from equiseg.datasets import SegmentationDataset, load_split
-from equiseg.distributed import distributed_session
+from equiseg.config import AUGMENT_NAMES, check_choice, load_params, stage_parser
+from equiseg.data.datasets import SegmentationDataset, load_split
+from equiseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 from equiseg.errors import exit_on_user_error
-from equiseg.evaluation import validation_set
 from equiseg.io import write_csv, write_json
-from equiseg.models import build_model, save_trained
-from equiseg.seeding import seed_everything
-from equiseg.stage_args import stage_parser
-from equiseg.training import HISTORY_COLUMNS, fit, per_process_batch_size, run_settings
-from equiseg.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
+from equiseg.nn.models import build_model, save_trained
+from equiseg.train.checkpoints import checkpoint_path, run_fingerprint
+from equiseg.train.distributed import distributed_session
+from equiseg.train.evaluation import validation_set
+from equiseg.train.loop import HISTORY_COLUMNS, fit, per_process_batch_size, run_settings
+from equiseg.train.seeding import seed_everything
 
 
 @exit_on_user_error

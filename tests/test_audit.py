@@ -13,15 +13,15 @@ import torch
 from PIL import Image
 from torch import nn
 
+from equiseg.analysis.inputs import pair_files, read_mask, spread_indices
 from equiseg.cli import main
-from equiseg.sweep_inputs import pair_files, read_mask, spread_indices
 
 LEEDS_ZIP = Path(__file__).resolve().parents[2] / "shared" / "leeds" / "leedsbutterfly-256.zip"
 
 MODELS_SOURCE = '''
 import torch
 from torch import nn
-from equiseg.models import build_model
+from equiseg.nn.models import build_model
 
 
 def tiny_gunet():

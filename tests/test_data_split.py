@@ -12,8 +12,8 @@ import yaml
 
 from equiseg.config import SyntheticConfig
 from equiseg.data import DataError, assign_splits, split_manifest
+from equiseg.data.datasets import load_split
 from equiseg.data.prepare import write_synthetic
-from equiseg.datasets import load_split
 
 ROOT = Path(__file__).resolve().parents[1]
 

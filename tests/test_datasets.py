@@ -12,11 +12,11 @@ from torch.utils.data import DataLoader
 
 from equiseg.config import SyntheticConfig
 from equiseg.data import split_manifest
+from equiseg.data.datasets import SegmentationDataset, load_split, rot90_turns
 from equiseg.data.prepare import write_synthetic
-from equiseg.datasets import SegmentationDataset, load_split, rot90_turns
+from equiseg.data.transforms import build_transform
 from equiseg.errors import EquisegError
 from equiseg.io import write_csv
-from equiseg.transforms import build_transform
 from tests.data_fixtures import palette_mask_png
 
 

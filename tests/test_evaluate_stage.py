@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from equiseg.config import load_params
-from equiseg.models import build_model, save_trained
-from equiseg.seeding import seed_everything
+from equiseg.nn.models import build_model, save_trained
+from equiseg.train.seeding import seed_everything
 from tests.tiny_project import SRC, write_pairs, write_params
 
 ROTATIONS = ("rot0", "rot90", "rot180", "rot270")

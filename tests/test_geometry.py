@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from equiseg.geometry import (
+from equiseg.analysis.geometry import (
     centre_crop,
     flip_batch,
     footprint,
@@ -116,7 +116,7 @@ def test_pad_and_centre_crop_round_trip_and_footprint():
 def test_footprint_matches_the_pipelines_centred_padding():
     """The pipeline pads with albumentations' PadIfNeeded(position='center'): same offsets."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    from equiseg.transforms import build_transform, denormalise
+    from equiseg.data.transforms import build_transform, denormalise
 
     transform = build_transform("minimal", 32, 48)
     white, _ = transform(np.full((32, 21, 3), 255, np.uint8), np.zeros((32, 21)))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from equiseg.groups import act_on_image, get_group
+from equiseg.nn.groups import act_on_image, get_group
 
 
 @pytest.mark.parametrize("name, order", [("trivial", 1), ("p4", 4), ("p4m", 8)])

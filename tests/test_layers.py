@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from equiseg.equivariance import equivariance_errors, worst_relative_error
-from equiseg.groups import act_on_image, get_group
-from equiseg.layers import GroupConv2d, GroupNorm, GroupPool, ResidualBlock, filter_bank_index
+from equiseg.nn.equivariance import equivariance_errors, worst_relative_error
+from equiseg.nn.groups import act_on_image, get_group
+from equiseg.nn.layers import GroupConv2d, GroupNorm, GroupPool, ResidualBlock, filter_bank_index
 
 TOL = 1e-5
 

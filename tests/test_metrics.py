@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from equiseg.metrics import (
+from equiseg.analysis.metrics import (
     PSNR_CAP_DB,
     consistency_iou,
     iou_counts,

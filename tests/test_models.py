@@ -6,9 +6,15 @@ import pytest
 import torch
 
 from equiseg.config import load_params
-from equiseg.equivariance import equivariance_errors, invariance_errors, worst_relative_error
-from equiseg.groups import act_on_image, get_group
-from equiseg.models import InputSizeError, build_model, count_parameters, load_trained, save_trained
+from equiseg.nn.equivariance import equivariance_errors, invariance_errors, worst_relative_error
+from equiseg.nn.groups import act_on_image, get_group
+from equiseg.nn.models import (
+    InputSizeError,
+    build_model,
+    count_parameters,
+    load_trained,
+    save_trained,
+)
 from tests.test_layers import randomize_
 
 TOL = 1e-5

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
+from equiseg.analysis.sweep import PERTURB_COLUMNS, ROTATION_COLUMNS
 from equiseg.cli import main as equiseg_main
 from equiseg.config import load_params
-from equiseg.models import build_model, save_trained
-from equiseg.sweeps import PERTURB_COLUMNS, ROTATION_COLUMNS
+from equiseg.nn.models import build_model, save_trained
 from tests.tiny_project import SRC, write_pairs, write_params
 
 SWEEP = {"angle_step": 45.0, "image_index": 1, "brightness": [0.0, 0.3], "contrast": [1.0, 1.5],

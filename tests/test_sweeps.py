@@ -7,11 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from equiseg.config import SweepConfig
-from equiseg.errors import EquisegError
-from equiseg.geometry import footprint, pad_to_square
-from equiseg.models import build_model
-from equiseg.perturbations import (
+from equiseg.analysis.geometry import footprint, pad_to_square
+from equiseg.analysis.perturbations import (
     Perturbation,
     build_perturbations,
     noise_field,
@@ -19,7 +16,7 @@ from equiseg.perturbations import (
     restore,
     rotation_angles,
 )
-from equiseg.sweeps import (
+from equiseg.analysis.sweep import (
     PERTURB_COLUMNS,
     ROTATION_COLUMNS,
     ModelOutputError,
@@ -32,6 +29,9 @@ from equiseg.sweeps import (
     run_sweep,
     sweep_perturbations,
 )
+from equiseg.config import SweepConfig
+from equiseg.errors import EquisegError
+from equiseg.nn.models import build_model
 
 NO_NORMALISATION = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 QUARTERS_AND_45 = build_perturbations(["rotate", "flip"], angle_step=45.0)

@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 import torch
 
-from equiseg.datasets import SegmentationDataset, load_split
-from equiseg.evaluation import evaluate
-from equiseg.loaders import evaluation_loader
-from equiseg.models import load_trained
-from equiseg.training import HISTORY_COLUMNS
-from equiseg.transforms import build_transform
+from equiseg.data.datasets import SegmentationDataset, load_split
+from equiseg.data.transforms import build_transform
+from equiseg.nn.models import load_trained
+from equiseg.train.evaluation import evaluate
+from equiseg.train.loaders import evaluation_loader
+from equiseg.train.loop import HISTORY_COLUMNS
 from tests.tiny_project import SRC, run_stage, stage_command, stage_env, write_pairs, write_params
 
 RUN = ("--model", "unet", "--augment", "full")

@@ -11,21 +11,26 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from equiseg import devices
-from equiseg.checkpoints import checkpoint_path, load_checkpoint, run_fingerprint, save_checkpoint
+from equiseg.train import devices
 from equiseg.config import ConfigError, TrainConfig, parse_params
-from equiseg.devices import select_device, use_bf16, use_channels_last
-from equiseg.evaluation import MetricTotals, bce_per_image, evaluate
-from equiseg.loaders import ShardSampler, evaluation_loader, training_loader
-from equiseg.models import build_model
-from equiseg.seeding import capture_rng_state, derive_seed, restore_rng_state, seed_everything
-from equiseg.training import (
+from equiseg.nn.models import build_model
+from equiseg.train.checkpoints import (
+    checkpoint_path,
+    load_checkpoint,
+    run_fingerprint,
+    save_checkpoint,
+)
+from equiseg.train.devices import select_device, use_bf16, use_channels_last
+from equiseg.train.evaluation import MetricTotals, bce_per_image, evaluate
+from equiseg.train.loaders import ShardSampler, evaluation_loader, training_loader
+from equiseg.train.loop import (
     NonFiniteLossError,
     fit,
     learning_rate_schedule,
     per_process_batch_size,
     run_settings,
 )
+from equiseg.train.seeding import capture_rng_state, derive_seed, restore_rng_state, seed_everything
 
 CPU = torch.device("cpu")
 TINY = {"filters": (4, 4, 8, 8), "norm_groups": 2}
@@ -94,7 +99,7 @@ def test_shards_of_an_evaluation_cover_every_item_exactly_once():
 # --- batches and seeds ---------------------------------------------------------------------------
 
 class RandomItems(Dataset):
-    """Each item draws from torch's generator, as equiseg.datasets' augmentation does."""
+    """Each item draws from torch's generator, as equiseg.data.datasets' augmentation does."""
 
     def __len__(self) -> int:
         return 12

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from equiseg.config import ConfigError
-from equiseg.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform, denormalise
+from equiseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform, denormalise
 
 
 def shape_pair(height=48, width=64, seed=0):

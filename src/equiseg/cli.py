@@ -10,10 +10,10 @@ import argparse
 import json
 from pathlib import Path
 
-from equiseg.audit import AuditOptions, run_audit
+from equiseg.analysis.audit import AuditOptions, run_audit
+from equiseg.analysis.perturbations import FAMILIES
 from equiseg.config import SweepConfig
 from equiseg.errors import EquisegError, exit_on_user_error
-from equiseg.perturbations import FAMILIES
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 

@@ -21,8 +21,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from equiseg.data.layout import read_pair
+from equiseg.data.transforms import SegmentationTransform
 from equiseg.errors import EquisegError
-from equiseg.transforms import SegmentationTransform
 
 SPLIT_COLUMNS = ("id", "species", "split", "image", "mask")
 SPLITS = ("train", "val")

@@ -1,8 +1,8 @@
 """Where the images of a sweep come from: the pipeline's validation split, or a user's folder.
 
 Both produce `SweepImage`s in pixel units [0, 1] on a square canvas with the footprint of the
-image on it, so `equiseg.sweeps` treats them alike. The validation images go through the
-pipeline's own preprocessing (`equiseg.transforms`, as in training and evaluation); a folder's
+image on it, so `equiseg.analysis.sweep` treats them alike. The validation images go through the
+pipeline's own preprocessing (`equiseg.data.transforms`, as in training and evaluation); a folder's
 images are read with Pillow, optionally resized (longest side, OpenCV INTER_AREA like the
 pipeline) and centred on a canvas whose side is a multiple the model needs.
 
@@ -25,10 +25,10 @@ import pandas as pd
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from equiseg.analysis.geometry import footprint, pad_to_square
+from equiseg.analysis.sweep import SweepImage
 from equiseg.config import ConfigError
 from equiseg.errors import EquisegError
-from equiseg.geometry import footprint, pad_to_square
-from equiseg.sweeps import SweepImage
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 LEEDS_MASK_SUFFIX = "_seg0"
@@ -48,8 +48,10 @@ def spread_indices(count: int, max_images: int, must_include: int) -> list[int]:
 def validation_images(rows: pd.DataFrame, image_size: int, pad_size: int,
                       root: str | Path = ".") -> list[SweepImage]:
     """Validation rows of split.csv as SweepImages, preprocessed exactly as the models saw them."""
-    from equiseg.datasets import SegmentationDataset  # imports albumentations: only when needed
-    from equiseg.transforms import build_transform, denormalise
+    from equiseg.data.datasets import (
+        SegmentationDataset,  # imports albumentations: only when needed
+    )
+    from equiseg.data.transforms import build_transform, denormalise
 
     transform = build_transform("minimal", image_size, pad_size)
     dataset = SegmentationDataset(rows, transform, cache=False, root=root)

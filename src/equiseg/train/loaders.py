@@ -15,13 +15,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from equiseg.seeding import derive_seed, seed_worker
+from equiseg.train.seeding import derive_seed, seed_worker
 
 
 class SeededAugmentation(Dataset):
     """Wrap a dataset so that item (epoch, index) is drawn with torch seeded from (seed, epoch, index).
 
-    `equiseg.datasets` draws each item's augmentation seed from torch's generator, so this fixes
+    `equiseg.data.datasets` draws each item's augmentation seed from torch's generator, so this fixes
     the augmentation of every item; torch's own state outside the item is left untouched.
     """
 

@@ -1,9 +1,9 @@
 """`equiseg audit`: the pipeline's equivariance analysis on any model and any folder of images.
 
-Runs `equiseg.sweeps` (the same code as the rotation_sweep stage) and writes, into a temporary
+Runs `equiseg.analysis.sweep` (the same code as the rotation_sweep stage) and writes, into a temporary
 folder renamed onto `out` at the very end (nothing half-written):
 
-- `results.csv`: tidy, one row per image, perturbation and level (see `equiseg.sweeps`);
+- `results.csv`: tidy, one row per image, perturbation and level (see `equiseg.analysis.sweep`);
 - `rotation.csv`, `perturb.csv`: the set statistics in the pipeline's formats;
 - `summary.json`: per perturbation the worst level, the spread over levels, exactness at
   90-degree multiples and for flips, and the least consistent images;
@@ -20,15 +20,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from equiseg.errors import EquisegError
-from equiseg.io import atomic_dir, write_csv, write_json
-from equiseg.model_loading import load_model
-from equiseg.overlays import labels_from_probs, paint, to_rgb, write_grid
-from equiseg.perturbations import IDENTITY, Perturbation, build_perturbations, restore
-from equiseg.report import Document
-from equiseg.report.figures import angle_figure, photometric_figure
-from equiseg.sweep_inputs import ImageFile, folder_images, load_image, pair_files, spread_indices
-from equiseg.sweeps import (
+from equiseg.analysis.inputs import ImageFile, folder_images, load_image, pair_files, spread_indices
+from equiseg.analysis.model_loading import load_model
+from equiseg.analysis.perturbations import IDENTITY, Perturbation, build_perturbations, restore
+from equiseg.analysis.sweep import (
     Predict,
     audit_summary,
     identity_rows,
@@ -38,6 +33,11 @@ from equiseg.sweeps import (
     run_sweep,
     sweep_image,
 )
+from equiseg.errors import EquisegError
+from equiseg.io import atomic_dir, write_csv, write_json
+from equiseg.report import Document
+from equiseg.report.figures import angle_figure, photometric_figure
+from equiseg.report.overlays import labels_from_probs, paint, to_rgb, write_grid
 
 SUMMARY_FILE = "summary.json"
 

@@ -24,14 +24,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from equiseg.checkpoints import file_sha256, load_checkpoint, save_checkpoint
 from equiseg.config import ConfigError, Params, TrainConfig
-from equiseg.devices import autocast, memory_format, pin_memory, use_bf16, use_channels_last
-from equiseg.distributed import SINGLE_PROCESS, DistContext
 from equiseg.errors import EquisegError
-from equiseg.evaluation import LossFn, MetricTotals, bce_per_image, evaluate
-from equiseg.loaders import evaluation_loader, training_loader
-from equiseg.seeding import capture_rng_state, deterministic_kernels, restore_rng_state
+from equiseg.train.checkpoints import file_sha256, load_checkpoint, save_checkpoint
+from equiseg.train.devices import autocast, memory_format, pin_memory, use_bf16, use_channels_last
+from equiseg.train.distributed import SINGLE_PROCESS, DistContext
+from equiseg.train.evaluation import LossFn, MetricTotals, bce_per_image, evaluate
+from equiseg.train.loaders import evaluation_loader, training_loader
+from equiseg.train.seeding import capture_rng_state, deterministic_kernels, restore_rng_state
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_iou", "train_iou_per_image",
                    "val_loss", "val_iou", "val_iou_per_image")

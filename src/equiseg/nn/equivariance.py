@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from equiseg.groups import Group, act_on_image, get_group
+from equiseg.nn.groups import Group, act_on_image, get_group
 
 Action = Callable[[Tensor, int], Tensor]
 

@@ -28,10 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from equiseg.config import SweepConfig
-from equiseg.errors import EquisegError
-from equiseg.metrics import max_abs_difference, mean_abs_difference, per_class_iou, psnr_db
-from equiseg.perturbations import (
+from equiseg.analysis.metrics import max_abs_difference, mean_abs_difference, per_class_iou, psnr_db
+from equiseg.analysis.perturbations import (
     IDENTITY,
     Perturbation,
     build_perturbations,
@@ -40,6 +38,8 @@ from equiseg.perturbations import (
     restore,
     valid_regions,
 )
+from equiseg.config import SweepConfig
+from equiseg.errors import EquisegError
 
 Predict = Callable[[Tensor], Tensor]  # pixel images (B, 3, S, S) in [0, 1] -> probabilities
 THRESHOLD = 0.5

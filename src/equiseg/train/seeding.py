@@ -2,7 +2,7 @@
 
 Every random draw of a training run is a function of (train.seed, epoch, sample index): shuffling
 comes from `DistributedSampler(seed, epoch)`, each sample's augmentation from
-`derive_seed(seed, epoch, index)` (see `equiseg.loaders`). So an epoch does not depend on what
+`derive_seed(seed, epoch, index)` (see `equiseg.train.loaders`). So an epoch does not depend on what
 happened in earlier epochs, which makes resuming from a checkpoint exact by construction; the
 global RNG states are saved and restored as well for anything else that draws.
 """

@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from equiseg.analysis.sweep import Kept, SweepImage
 from equiseg.io import atomic_path
-from equiseg.sweeps import Kept, SweepImage
 
 # label k > 0 is painted with colour k (cycled); chosen to read on butterflies and leaves alike
 CLASS_COLOURS = np.array([(0, 0, 0), (255, 40, 90), (40, 160, 255), (255, 200, 0), (60, 220, 120),

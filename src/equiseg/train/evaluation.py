@@ -16,12 +16,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from equiseg.datasets import SegmentationDataset
-from equiseg.devices import memory_format
-from equiseg.distributed import SINGLE_PROCESS, DistContext
-from equiseg.loaders import evaluation_loader
-from equiseg.metrics import iou_counts, iou_from_counts
-from equiseg.transforms import build_transform
+from equiseg.analysis.metrics import iou_counts, iou_from_counts
+from equiseg.data.datasets import SegmentationDataset
+from equiseg.data.transforms import build_transform
+from equiseg.train.devices import memory_format
+from equiseg.train.distributed import SINGLE_PROCESS, DistContext
+from equiseg.train.loaders import evaluation_loader
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 _criterion = nn.BCEWithLogitsLoss(reduction="none")

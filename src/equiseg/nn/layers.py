@@ -1,4 +1,4 @@
-"""Group-equivariant layers on flat `(B, C*|G|, H, W)` feature maps (layout: see `equiseg.groups`).
+"""Group-equivariant layers on flat `(B, C*|G|, H, W)` feature maps (layout: see `equiseg.nn.groups`).
 
 Each convolution is ONE `conv2d` over a filter bank that is rebuilt from the learned filters at
 every forward pass by a single gather: for output orientation g, the filter is the learned one
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from einops import rearrange, reduce
 from torch import Tensor, nn
 
-from equiseg.groups import Group, act_on_image
+from equiseg.nn.groups import Group, act_on_image
 
 
 def filter_bank_index(group: Group, input_order: int, kernel_size: int) -> Tensor:

@@ -6,7 +6,7 @@ Accepted:
   The current folder is importable, as with `python -m`.
 - `path/to/file.py:factory`: the same, from a file that need not be on the import path.
 - `model.pt`: a TorchScript file (`torch.jit.save`), or a model saved by `equiseg` training
-  (`equiseg.models.save_trained`).
+  (`equiseg.nn.models.save_trained`).
 `--weights FILE` loads a state dict (plain, or under a 'state_dict' or 'model' key; a
 'module.' prefix from DistributedDataParallel is dropped) into a factory's module, strictly.
 """
@@ -147,7 +147,7 @@ def _load_file(path: Path, map_location: str | torch.device) -> nn.Module:
     scripted = _load_torchscript(path, map_location)
     if scripted is not None:
         return scripted
-    from equiseg.models import load_trained
+    from equiseg.nn.models import load_trained
 
     try:
         model, _ = load_trained(path, map_location=map_location)

@@ -1,6 +1,6 @@
 """Rotations, flips, padding and valid regions of image batches, under one convention.
 
-Convention (the same as `equiseg.groups` and `torch.rot90(x, 1, dims=(-2, -1))`): rotating by a
+Convention (the same as `equiseg.nn.groups` and `torch.rot90(x, 1, dims=(-2, -1))`): rotating by a
 positive angle turns the picture COUNTER-clockwise as displayed (row 0 at the top), about the
 centre of the canvas. Images are square canvases `(B, C, S, S)`; what falls outside the canvas is
 lost and what comes in from outside is zero.

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from equiseg.errors import EquisegError
-from equiseg.groups import get_group
-from equiseg.layers import GroupPool, ResidualBlock
+from equiseg.nn.groups import get_group
+from equiseg.nn.layers import GroupPool, ResidualBlock
 
 # The architecture of each named model when params.yaml overrides nothing; params.yaml sets them all.
 MODEL_PRESETS: dict[str, dict[str, Any]] = {

@@ -1,0 +1,2 @@
+"""Measuring equivariance of any predict function: geometry (rotate/unrotate, valid regions),
+perturbations, metrics, the sweep over images, its one summary, and the audit's orchestration."""
