@@ -1,4 +1,6 @@
-"""DVC stage `download`: fill data/raw from data.source and write metrics/data.json.
+"""DVC stage `download`: fill data/raw from data.source; write metrics/data.json (the headline:
+source, pairs, species, foreground) and data/species.json (per-species counts and names, kept out of
+the metrics so `dvc exp show` stays narrow).
 
 synthetic (default): generate the butterfly set in-process, offline.
 leeds: use data.archive (a local zip, checksum-verified, or an extracted folder) or download the
@@ -8,10 +10,11 @@ safely into the flat layout. Nothing is written unless every pair decodes and ma
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from equiseg.config import load_params, stage_parser
-from equiseg.data import prepare_raw_data
+from equiseg.data import SPECIES_KEYS, prepare_leeds, prepare_synthetic
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_json
 
@@ -20,11 +23,20 @@ from equiseg.io import write_json
 def main() -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--metrics", default="metrics/data.json")
+    parser.add_argument("--species", default="data/species.json")
     args = parser.parse_args()
 
     data = load_params(args.params).data
     start = time.perf_counter()
-    summary = prepare_raw_data(data)
+    if data.source == "synthetic":
+        summary = prepare_synthetic(data.raw_dir, **dataclasses.asdict(data.synthetic))
+    else:
+        summary = prepare_leeds(data.raw_dir, checksum=data.checksum, archive=data.archive,
+                                urls=data.urls, download_dir=data.download_dir,
+                                retries=data.download_retries, timeout_s=data.download_timeout_s,
+                                max_archive_gb=data.max_archive_gb,
+                                max_compression_ratio=data.max_compression_ratio)
+    write_json(args.species, {key: summary.pop(key) for key in SPECIES_KEYS})
     write_json(args.metrics, summary)
     print(f"{data.raw_dir}: {summary['n_pairs']} pairs from {summary['source']}, "
           f"{summary['n_species']} species, mean foreground "

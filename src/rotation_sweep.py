@@ -1,17 +1,21 @@
-"""Stage `rotation_sweep`: every trained model under rotations, flips and photometric changes.
+"""Stage `rotation_sweep`: every trained replicate under rotations, flips and photometric changes.
 
-For each model in params.models x params.augments: predict on rotated (and flipped, brightened,
-...) validation images, undo the rotation on the prediction, and score it against the ground truth
-and against the prediction on the unrotated image. Writes plots/rotation/<run>.csv and .gif,
-plots/perturb/<run>.csv, plots/samples/<run>.png and metrics/equivariance/<run>.json.
-The computation is `equiseg.analysis.sweep`, the same as `equiseg audit`.
+For each model in params.models x params.augments and each seed: predict on rotated (and flipped,
+brightened, ...) validation images, undo the rotation on the prediction, and score it against the
+ground truth and against the prediction on the unrotated image (`equiseg.analysis.sweep`, the
+same code as `equiseg audit`). Per run, over seeds (mean in the sweep's own column names, `_sd`
+the sample sd across seeds, `n` the seeds): plots/rotation/<run>.csv, plots/perturb/<run>.csv;
+plots/equivariance/<run>.csv: each seed's summary; metrics/equivariance/<run>.json: the headline
+over seeds. The GIF and the sample grid (plots/rotation/<run>.gif, plots/samples/<run>.png)
+show the first seed.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import pandas as pd
 
 from equiseg.analysis.inputs import check_image_index, spread_indices, validation_images
+from equiseg.analysis.replicates import headline_metrics, replicate_stats
 from equiseg.analysis.sweep import (
     equivariance_summary,
     make_predictor,
@@ -20,21 +24,21 @@ from equiseg.analysis.sweep import (
     run_sweep,
     sweep_perturbations,
 )
-from equiseg.config import load_params, stage_parser
+from equiseg.config import load_params, run_name, stage_parser
 from equiseg.data.datasets import load_split
-from equiseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_csv, write_json
 from equiseg.nn.models import load_trained
 from equiseg.report.overlays import write_rotation_gif, write_sample_grid
 from equiseg.train.devices import select_device
 
+HEADLINE = ("consistency_iou_off_grid",)
+
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__)
-    args = parser.parse_args(argv)
-
+    args = stage_parser(__doc__).parse_args(argv)
     params = load_params(args.params)
     sweep, data = params.sweep, params.data
     rows = load_split(data.split_file, "val")
@@ -45,24 +49,37 @@ def main(argv: list[str] | None = None) -> None:
     samples = [chosen] + [item for item in images if item is not chosen][:max(sweep.samples - 1, 0)]
     perturbations = sweep_perturbations(sweep)
     device = select_device(params.train.device)
+    runs = [(model, augment) for model in params.models for augment in params.augments]
+    trained = {(model, augment, seed): load_trained(f"models/{run_name(model, augment, seed)}.pt",
+                                                    map_location=device)[0]
+               for model, augment in runs for seed in params.seeds}  # all found before any work
 
-    for model_name in params.models:
-        for augment in params.augments:
-            run = f"{model_name}-{augment}"
-            model, _ = load_trained(Path("models") / f"{run}.pt", map_location=device)
-            predict = make_predictor(model, IMAGENET_MEAN, IMAGENET_STD,
-                                     channels_last=sweep.channels_last)
+    for model_name, augment in runs:
+        run, rotation, perturb, summaries = run_name(model_name, augment), [], [], []
+        for seed in params.seeds:
+            predict = make_predictor(trained[model_name, augment, seed], IMAGENET_MEAN,
+                                     IMAGENET_STD, channels_last=sweep.channels_last)
+            first = seed == params.seeds[0]
             result = run_sweep(predict, images, perturbations, sweep.batch_size, device,
-                               keep=[item.name for item in samples])
-            write_csv(f"plots/rotation/{run}.csv", rotation_table(result.frame, chosen.name))
-            write_csv(f"plots/perturb/{run}.csv", perturbation_table(result.frame))
-            write_json(f"metrics/equivariance/{run}.json",
-                       equivariance_summary(result.frame, sweep.exact_atol))
-            if sweep.gif:
+                               keep=[item.name for item in samples] if first else [])
+            rotation.append(rotation_table(result.frame, chosen.name))
+            perturb.append(perturbation_table(result.frame))
+            summaries.append({"seed": seed, **equivariance_summary(result.frame, sweep.exact_atol,
+                                                                   sweep.exact_rtol)})
+            if first and sweep.gif:
                 write_rotation_gif(f"plots/rotation/{run}.gif", result.kept[chosen.name])
-            if sweep.samples:
+            if first and sweep.samples:
                 write_sample_grid(f"plots/samples/{run}.png", samples[:sweep.samples], result.kept)
-            print(f"{run}: {len(images)} images x {len(perturbations)} perturbations")
+        write_csv(f"plots/rotation/{run}.csv", replicate_stats(pd.concat(rotation), by=["angle"]))
+        write_csv(f"plots/perturb/{run}.csv",
+                  replicate_stats(pd.concat(perturb), by=["perturbation", "level"]))
+        per_seed = pd.DataFrame(summaries)
+        write_csv(f"plots/equivariance/{run}.csv", per_seed)
+        write_json(f"metrics/equivariance/{run}.json", {
+            **headline_metrics(replicate_stats(per_seed, columns=HEADLINE), HEADLINE),
+            "exact_at_90_multiples": bool(per_seed["exact_at_90_multiples"].all())})
+        print(f"{run}: {len(images)} images x {len(perturbations)} perturbations "
+              f"x {len(params.seeds)} seed(s)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Stage `train`: one model with one augmentation -> models/, plots/train/, metrics/train/.
+"""Stage `train`: one model, one augmentation, one seed -> models/, plots/train/, metrics/train/.
 
 Resumes from its end-of-epoch checkpoint when rerun with the same settings (the checkpoint is
 deleted once the outputs are written). Runs alone or as `torchrun --nproc_per_node=N src/train.py`.
@@ -10,16 +10,23 @@ import dataclasses
 
 import pandas as pd
 
-from equiseg.config import AUGMENT_NAMES, check_choice, load_params, stage_parser
+from equiseg.config import AUGMENT_NAMES, check_choice, load_params, run_name, stage_parser
 from equiseg.data.datasets import SegmentationDataset, load_split
-from equiseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
+from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from equiseg.data.transforms import build_transform
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_csv, write_json
 from equiseg.nn.models import build_model, save_trained
 from equiseg.train.checkpoints import checkpoint_path, run_fingerprint
 from equiseg.train.distributed import distributed_session
 from equiseg.train.evaluation import validation_set
-from equiseg.train.loop import HISTORY_COLUMNS, fit, per_process_batch_size, run_settings
+from equiseg.train.loop import (
+    FIT_OPTIONS,
+    HISTORY_COLUMNS,
+    fit,
+    per_process_batch_size,
+    run_settings,
+)
 from equiseg.train.seeding import seed_everything
 
 
@@ -28,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--model", required=True, help="a model named in params.yaml")
     parser.add_argument("--augment", required=True, help=" or ".join(AUGMENT_NAMES))
+    parser.add_argument("--seed", type=int, default=0, help="the training seed (one of `seeds`)")
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
@@ -39,28 +47,34 @@ def main(argv: list[str] | None = None) -> None:
     with distributed_session(config.device) as (context, device):
         per_process_batch_size(config.batch_size, context.world_size)  # fail before any work
         train_set = SegmentationDataset(
-            train_rows, build_transform(args.augment, data.image_size, data.pad_size),
+            train_rows, build_transform(args.augment, data.image_size, data.pad_size,
+                                        **dataclasses.asdict(params.full_augment)),
             cache=data.cache_images)
         val_set = validation_set(val_rows, image_size=data.image_size, pad_size=data.pad_size,
-                                 cache=data.cache_images, seed=params.seed)
-        seed_everything(config.seed)
+                                 cache=data.cache_images, seed=params.evaluate.rot90_seed,
+                                 protocol=params.evaluate.rot90)
+        seed_everything(args.seed)
         model = build_model(args.model, **dataclasses.asdict(architecture))
-        fingerprint = run_fingerprint(run_settings(params, args.model, args.augment,
+        fingerprint = run_fingerprint(run_settings(params, args.model, args.augment, args.seed,
                                                    context.world_size, device))
-        checkpoint = checkpoint_path(config.checkpoint_dir, args.model, args.augment, fingerprint)
-        name = f"{args.model}-{args.augment}"
-        result = fit(model, train_set, val_set, config, device, checkpoint=checkpoint,
-                     fingerprint=fingerprint, context=context, description=name)
+        name = run_name(args.model, args.augment, args.seed)
+        checkpoint = checkpoint_path(config.checkpoint_dir, name, fingerprint)
+        options = {key: getattr(config, key) for key in FIT_OPTIONS}
+        result = fit(model, train_set, val_set, device=device, seed=args.seed, **options,
+                     checkpoint=checkpoint, fingerprint=fingerprint, context=context,
+                     description=name)
         if context.is_main:
             save_trained(f"models/{name}.pt", result.model, args.model,
                          dataclasses.asdict(architecture),
                          extra={"augment": args.augment, "image_size": data.image_size,
                                 "pad_size": data.pad_size, "epochs": config.epochs,
-                                "seed": config.seed, "val_rot90_seed": params.seed,
+                                "seed": args.seed, "val_rot90_seed": params.evaluate.rot90_seed,
                                 "normalisation": {"mean": list(IMAGENET_MEAN),
                                                   "std": list(IMAGENET_STD)}})
             write_csv(f"plots/train/{name}.csv", pd.DataFrame(result.history, columns=HISTORY_COLUMNS))
-            write_json(f"metrics/train/{name}.json", result.final_metrics())
+            final = result.final_metrics()  # its wall-clock time differs between identical runs:
+            write_json(f".cache/timings/train/{name}.json", {"seconds": final.pop("seconds")})
+            write_json(f"metrics/train/{name}.json", final)  # ... so it is kept out of outputs
             checkpoint.unlink(missing_ok=True)  # the outputs now hold everything it did
 
 

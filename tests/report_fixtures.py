@@ -1,8 +1,10 @@
 """Small fake pipeline outputs in exactly the contract's formats, for report tests.
 
-`write_fake_outputs` writes params.yaml, metrics/, plots/ for some models x augments with made-up
-but plausible numbers: gunet runs are exact at 90-degree multiples, unet runs are not, and
-`gunet-full` (when present) has the best validation IoU. Returns the summary it wrote.
+`write_fake_outputs` writes metrics/, plots/ for some models x augments x seeds with made-up but
+plausible numbers: gunet runs are exact at 90-degree multiples, unet runs are not, and
+`gunet-full` (when present) has the best validation IoU. Seed i of the list shifts every IoU by
+SEED_SHIFTS[i] (0, +0.01, -0.01), so one seed gives the round numbers below and three seeds give
+the same means with a sample sd of exactly 0.01. Returns the per-run means it wrote.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import pandas as pd
 import yaml
 from PIL import Image
 
+from equiseg.analysis.metrics import PSNR_CAP_DB
+from equiseg.analysis.replicates import replicate_stats
+
 ARCHITECTURES = {
     "unet": {"group": "trivial", "filters": [8, 8, 16, 16], "norm_groups": 4},
     "gunet": {"group": "p4", "filters": [8, 8, 16, 16], "norm_groups": 4},
@@ -24,15 +29,19 @@ ARCHITECTURES = {
 }
 
 
-def fake_params(models: tuple[str, ...], augments: tuple[str, ...], **extra) -> dict:
-    return {"profile": "quick", "seed": 0, "models": list(models), "augments": list(augments),
+SEED_SHIFTS = (0.0, 0.01, -0.01, 0.02, -0.02)
+
+
+def fake_params(models: tuple[str, ...], augments: tuple[str, ...], seeds=(0,), **extra) -> dict:
+    return {"profile": "quick", "seeds": list(seeds), "models": list(models), "augments": list(augments),
             "architectures": ARCHITECTURES, "train": {"epochs": 3},
             "sweep": {"angle_step": 30.0}, **extra}
 
 
-def write_params(root: Path, models: tuple[str, ...], augments: tuple[str, ...], **extra) -> Path:
+def write_params(root: Path, models: tuple[str, ...], augments: tuple[str, ...], seeds=(0,),
+                 **extra) -> Path:
     path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(fake_params(models, augments, **extra)))
+    path.write_text(yaml.safe_dump(fake_params(models, augments, seeds, **extra)))
     return path
 
 
@@ -53,11 +62,12 @@ def _rotation_curve(model: str, val_iou: float, angle_step: float) -> pd.DataFra
     exact = consistency == 1.0
     return pd.DataFrame({
         "angle": angles, "iou_gt": iou + 0.01, "iou_consistency": consistency,
-        "mad": 1 - consistency, "psnr_db": np.where(exact, np.inf, 20 + 10 * consistency),
+        "mad": 1 - consistency, "psnr_db": np.where(exact, PSNR_CAP_DB, 20 + 10 * consistency),
         "set_iou_gt_mean": iou, "set_iou_gt_std": 0.05 + 0 * iou, "set_iou_gt_min": iou - 0.2,
         "set_iou_consistency_mean": consistency, "set_iou_consistency_std": 0.02 + 0 * iou,
         "set_iou_consistency_min": consistency - 0.1, "set_mad_mean": 1 - consistency,
-        "set_psnr_db_mean": np.where(exact, np.inf, 20 + 10 * consistency),
+        "set_psnr_db_mean": np.where(exact, PSNR_CAP_DB, 20 + 10 * consistency),
+        "set_psnr_db_pooled": np.where(exact, PSNR_CAP_DB, 18 + 10 * consistency),
     })
 
 
@@ -76,6 +86,7 @@ def _perturb_table(val_iou: float) -> pd.DataFrame:
     frame["set_iou_consistency_min"] = frame["set_iou_consistency_mean"] - 0.1
     frame["set_mad_mean"] = 1 - frame["set_iou_consistency_mean"]
     frame["set_psnr_db_mean"] = 30.0
+    frame["set_psnr_db_pooled"] = 28.0
     return frame
 
 
@@ -101,52 +112,73 @@ def _write_images(root: Path, label: str, shade: int) -> None:
 
 def write_fake_outputs(root: Path, models: tuple[str, ...] = ("unet", "gunet"),
                        augments: tuple[str, ...] = ("minimal", "full"), epochs: int = 3,
-                       angle_step: float = 30.0, images: bool = True) -> dict:
-    """Write every stage output the report reads; returns the summary.json content."""
-    summary = {}
+                       angle_step: float = 30.0, images: bool = True, seeds=(0,),
+                       protocol: str = "uniform") -> dict:
+    """Write every stage output the report reads; returns per run the means over seeds of the
+    seed's final-epoch figures (train_*, val_*) and of the eval-mode ones (eval_train_*)."""
+    means = {}
     for i, (model, augment) in enumerate((m, a) for m in models for a in augments):
         label = f"{model}-{augment}"
-        val_iou = _val_iou(model, augment)
-        epoch = np.arange(1, epochs + 1)
-        curve = pd.DataFrame({
-            "epoch": epoch, "train_loss": 0.6 / epoch + 0.01 * i,
-            "train_iou": val_iou + 0.05 - 0.2 / epoch,
-            "train_iou_per_image": val_iou + 0.04 - 0.2 / epoch, "val_loss": 0.7 / epoch + 0.02 * i,
-            "val_iou": val_iou - 0.2 / epoch + 0.2 / epochs, "val_iou_per_image": val_iou - 0.01,
-        })
-        _write_csv(root / "plots" / "train" / f"{label}.csv", curve)
-        last = {k: float(v) for k, v in curve.iloc[-1].items() if k != "epoch"}
-        _write_json(root / "metrics" / "train" / f"{label}.json", {**last, "seconds": 1.0})
-        summary[label] = {"train_iou": last["train_iou"], "train_loss": last["train_loss"],
-                          "val_iou": last["val_iou"], "val_loss": last["val_loss"]}
-        equivariant = model.startswith("gunet")
-        turns = {f"rot{a}": {"val_loss": last["val_loss"],
-                             "val_iou": val_iou - (0 if equivariant or a == 0 else 0.05)}
-                 for a in (0, 90, 180, 270)}
-        _write_json(root / "metrics" / "evaluate" / f"{label}.json",
-                    {"train_loss": last["train_loss"], "train_iou": last["train_iou"],
-                     "val_loss": last["val_loss"], "val_iou": last["val_iou"],
-                     "val_iou_per_image": last["val_iou_per_image"], **turns})
-        rotation = _rotation_curve(model, val_iou, angle_step)
-        _write_csv(root / "plots" / "rotation" / f"{label}.csv", rotation)
-        _write_csv(root / "plots" / "perturb" / f"{label}.csv", _perturb_table(val_iou))
-        worst = rotation["set_iou_gt_mean"].idxmin()
-        _write_json(root / "metrics" / "equivariance" / f"{label}.json", {
-            "worst_angle": float(rotation.loc[worst, "angle"]),
-            "worst_angle_iou": float(rotation.loc[worst, "set_iou_gt_mean"]),
-            "iou_spread": float(np.ptp(rotation["set_iou_gt_mean"])),
-            "consistency_iou_at_90_multiples": 1.0 if equivariant else 0.93,
-            "consistency_iou_off_grid": 0.97 if equivariant else 0.91 + 0.01 * (augment == "full"),
-            "psnr_db_off_grid": 29.5 if equivariant else 28.0,
-            "exact_at_90_multiples": equivariant,
-            "flip_h_consistency_iou": 0.97, "flip_v_consistency_iou": 0.95,
-        })
+        evaluated, rotations, perturbs, summaries = [], [], [], []
+        for seed, shift in zip(seeds, SEED_SHIFTS):
+            val_iou = _val_iou(model, augment) + shift
+            epoch = np.arange(1, epochs + 1)
+            curve = pd.DataFrame({
+                "epoch": epoch, "train_loss": 0.6 / epoch + 0.01 * i - shift,
+                "train_iou": val_iou + 0.05 - 0.2 / epoch,
+                "train_iou_per_image": val_iou + 0.04 - 0.2 / epoch,
+                "val_loss": 0.7 / epoch + 0.02 * i - shift,
+                "val_iou": val_iou - 0.2 / epoch + 0.2 / epochs, "val_iou_per_image": val_iou - 0.01,
+            })
+            _write_csv(root / "plots" / "train" / f"{label}-seed{seed}.csv", curve)
+            last = {k: float(v) for k, v in curve.iloc[-1].items() if k != "epoch"}
+            _write_json(root / "metrics" / "train" / f"{label}-seed{seed}.json",
+                        {**last, "seconds": 1.0})
+            equivariant = model.startswith("gunet")
+            turns = {f"rot{a}_val_iou": val_iou - (0 if equivariant or a == 0 else 0.05)
+                     for a in (0, 90, 180, 270)}
+            evaluated.append({"seed": seed, "rot90": protocol,
+                              "train_loss": last["train_loss"] - 0.01,
+                              "train_iou": last["train_iou"] + 0.02,
+                              "val_loss": last["val_loss"], "val_iou": last["val_iou"],
+                              "val_iou_per_image": last["val_iou_per_image"],
+                              **{k.replace("iou", "loss"): last["val_loss"] for k in turns},
+                              **turns})
+            rotation = _rotation_curve(model, val_iou, angle_step)
+            rotations.append(rotation)
+            perturbs.append(_perturb_table(val_iou))
+            worst = rotation["set_iou_gt_mean"].idxmin()
+            summaries.append({
+                "seed": seed, "worst_angle": float(rotation.loc[worst, "angle"]),
+                "worst_angle_iou": float(rotation.loc[worst, "set_iou_gt_mean"]),
+                "iou_spread": float(np.ptp(rotation["set_iou_gt_mean"])),
+                "consistency_iou_at_90_multiples": 1.0 if equivariant else 0.93 + shift,
+                "consistency_iou_off_grid": (0.97 if equivariant
+                                             else 0.91 + 0.01 * (augment == "full")) + shift,
+                "psnr_db_off_grid": 29.5 if equivariant else 28.0,
+                "psnr_db_pooled_off_grid": 27.5 if equivariant else 26.0,
+                "exact_at_90_multiples": equivariant,
+                "flip_h_consistency_iou": 0.97, "flip_v_consistency_iou": 0.95,
+                "degenerate_images": 0})
+        per_seed = pd.DataFrame(evaluated)
+        _write_csv(root / "plots" / "evaluate" / f"{label}.csv", per_seed)
+        _write_csv(root / "plots" / "rotation" / f"{label}.csv",
+                   replicate_stats(pd.concat(rotations), by=["angle"]))
+        _write_csv(root / "plots" / "perturb" / f"{label}.csv",
+                   replicate_stats(pd.concat(perturbs), by=["perturbation", "level"]))
+        _write_csv(root / "plots" / "equivariance" / f"{label}.csv", pd.DataFrame(summaries))
+        curves = pd.concat(pd.read_csv(root / "plots" / "train" / f"{label}-seed{s}.csv")
+                           .tail(1) for s in seeds)
+        means[label] = {"train_iou": curves["train_iou"].mean(),
+                        "train_loss": curves["train_loss"].mean(),
+                        "val_iou": curves["val_iou"].mean(), "val_loss": curves["val_loss"].mean(),
+                        "eval_train_iou": per_seed["train_iou"].mean(),
+                        "eval_train_loss": per_seed["train_loss"].mean()}
         if images:
             _write_images(root, label, shade=40 + 50 * i)
-    _write_json(root / "metrics" / "summary.json", summary)
     _write_json(root / "metrics" / "data.json",
                 {"source": "synthetic", "n_pairs": 40, "n_train": 32, "n_val": 8})
-    return summary
+    return means
 
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))),

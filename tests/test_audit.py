@@ -241,18 +241,6 @@ def test_user_errors_are_one_line_with_exit_code_2_and_nothing_in_out(case, tmp_
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
 
-def test_refuses_to_replace_a_folder_that_is_not_an_audit(tmp_path, models_file, folder, capsys):
-    images, _ = folder
-    precious = tmp_path / "precious"
-    precious.mkdir()
-    (precious / "thesis.tex").write_text("years of work")
-    with pytest.raises(SystemExit):
-        main(["audit", "--out", str(precious), "--model", f"{models_file}:plain_net",
-              "--images", str(images), *FAST])
-    assert (precious / "thesis.tex").read_text() == "years of work"
-    assert "not an earlier audit's output" in capsys.readouterr().err
-
-
 def test_mask_conventions(tmp_path):
     leeds = np.array([[0, 1, 2, 3]], np.uint8)
     save_labels(tmp_path / "leeds.png", leeds, leeds_palette=True)

@@ -9,8 +9,7 @@ from collections import namedtuple
 
 import pytest
 
-from equiseg.config import DataConfig
-from equiseg.data import ArchiveLimits, ArchiveSource, UnsafeArchiveError, prepare_raw_data
+from equiseg.data import ArchiveLimits, ArchiveSource, UnsafeArchiveError, prepare_leeds
 from equiseg.data.leeds import extract_leeds
 from equiseg.errors import EquisegError
 from tests.data_fixtures import (
@@ -30,13 +29,13 @@ def hostile_zip(tmp_path, name: str, info: zipfile.ZipInfo | None = None, data: 
     return path
 
 
-def archive_config(archive, raw_dir, **overrides) -> DataConfig:
-    return DataConfig(source="leeds", archive=str(archive), raw_dir=str(raw_dir),
-                      checksum=f"sha256:{sha256_of(archive)}", **overrides)
+def prepare_from(archive, raw_dir, **overrides) -> dict:
+    return prepare_leeds(raw_dir, archive=archive, checksum=f"sha256:{sha256_of(archive)}",
+                         **overrides)
 
 
 def run_prepare(tmp_path, archive):
-    return prepare_raw_data(archive_config(archive, tmp_path / "out" / "raw"))
+    return prepare_from(archive, tmp_path / "out" / "raw")
 
 
 @pytest.mark.parametrize("entry, reason", [
@@ -83,9 +82,8 @@ def test_an_archive_too_large_for_the_dataset_is_refused(tmp_path):
 
 def test_the_limits_come_from_params(tmp_path):
     archive = make_leeds_zip(tmp_path / "leeds.zip")
-    config = archive_config(archive, tmp_path / "raw", max_archive_gb=1e-6)
     with pytest.raises(UnsafeArchiveError, match="data.max_archive_gb"):
-        prepare_raw_data(config)
+        prepare_from(archive, tmp_path / "raw", max_archive_gb=1e-6)
 
 
 def test_a_full_disk_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch):
@@ -112,9 +110,8 @@ def test_too_little_free_space_is_caught_before_extracting(tmp_path, monkeypatch
 def test_an_unwritable_output_folder_is_a_clear_error(tmp_path):
     archive = make_leeds_zip(tmp_path / "leeds.zip")
     (tmp_path / "a_file").write_text("not a folder")
-    config = archive_config(archive, tmp_path / "a_file" / "raw")
     with pytest.raises(EquisegError, match="a_file: cannot create output folder"):
-        prepare_raw_data(config)
+        prepare_from(archive, tmp_path / "a_file" / "raw")
 
 
 def test_a_damaged_member_is_named(tmp_path):

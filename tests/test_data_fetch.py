@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from equiseg.config import ConfigError, DataConfig
-from equiseg.data import FetchError, fetch_archive, list_pair_ids, prepare_raw_data
+from equiseg.data import FetchError, fetch_archive, list_pair_ids, prepare_leeds
 from tests.data_fixtures import (
     LeedsArchiveSpec,
     closed_port_url,
@@ -36,20 +36,20 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def web_config(tmp_path, urls, checksum) -> DataConfig:
-    return DataConfig(source="leeds", urls=tuple(urls), checksum=checksum,
-                      raw_dir=str(tmp_path / "data" / "raw"), download_dir=str(tmp_path / "cache"),
-                      download_retries=2, download_timeout_s=5)
+def web_config(tmp_path, urls, checksum) -> dict:
+    """prepare_leeds's arguments for a download from `urls`."""
+    return {"raw_dir": tmp_path / "data" / "raw", "urls": tuple(urls), "checksum": checksum,
+            "download_dir": tmp_path / "cache", "retries": 2, "timeout_s": 5}
 
 
 def test_download_verify_extract_then_reuse_the_cache(tmp_path, archive_bytes):
     with serve_bytes(archive_bytes) as served:
         config = web_config(tmp_path, [served.url], sha256(archive_bytes))
-        summary = prepare_raw_data(config, backoff_s=0)
+        summary = prepare_leeds(**config, backoff_s=0)
         assert summary["n_pairs"] == 6
         assert (tmp_path / "cache" / NAME).read_bytes() == archive_bytes
         assert not (tmp_path / "cache" / f"{NAME}.part").exists()
-        prepare_raw_data(config, backoff_s=0)
+        prepare_leeds(**config, backoff_s=0)
         assert len(served.range_headers) == 1  # the verified copy in the cache was used
     assert len(list_pair_ids(tmp_path / "data" / "raw")) == 6
 
@@ -90,7 +90,7 @@ def test_the_mirror_is_used_when_the_first_url_fails(tmp_path, archive_bytes):
 def test_wrong_checksum_stops_before_anything_is_extracted(tmp_path, archive_bytes):
     wrong = "sha256:" + "0" * 64
     with serve_bytes(archive_bytes) as served, pytest.raises(FetchError) as caught:
-        prepare_raw_data(web_config(tmp_path, [served.url], wrong), backoff_s=0)
+        prepare_leeds(**web_config(tmp_path, [served.url], wrong), backoff_s=0)
     message = str(caught.value)
     assert "\n" not in message and "data.checksum" in message
     assert hashlib.sha256(archive_bytes).hexdigest() in message  # what the file really is
@@ -101,7 +101,7 @@ def test_wrong_checksum_stops_before_anything_is_extracted(tmp_path, archive_byt
 def test_unreachable_url_without_archive_says_how_to_run_offline(tmp_path):
     config = web_config(tmp_path, [closed_port_url()], "md5:" + "0" * 32)
     with pytest.raises(FetchError) as caught:
-        prepare_raw_data(config, backoff_s=0)
+        prepare_leeds(**config, backoff_s=0)
     message = str(caught.value)
     assert "\n" not in message
     assert "data.archive=/path/to.zip" in message and "synthetic" in message
@@ -111,14 +111,11 @@ def test_unreachable_url_without_archive_says_how_to_run_offline(tmp_path):
 def test_a_local_archive_is_verified_and_needs_no_network(tmp_path, archive_bytes):
     local = tmp_path / "copy.zip"
     local.write_bytes(archive_bytes)
-    config = DataConfig(source="leeds", archive=str(local), checksum=sha256(archive_bytes),
-                        urls=(closed_port_url(),), raw_dir=str(tmp_path / "raw"))
-    assert prepare_raw_data(config)["n_pairs"] == 6
-    bad = DataConfig(source="leeds", archive=str(local), checksum="md5:" + "0" * 32,
-                     raw_dir=str(tmp_path / "raw2"))
+    assert prepare_leeds(tmp_path / "raw", archive=local, checksum=sha256(archive_bytes),
+                         urls=(closed_port_url(),))["n_pairs"] == 6
     actual_md5 = hashlib.md5(archive_bytes).hexdigest()
     with pytest.raises(FetchError, match=f"set data.checksum=md5:{actual_md5}"):
-        prepare_raw_data(bad)
+        prepare_leeds(tmp_path / "raw2", archive=local, checksum="md5:" + "0" * 32)
     assert not (tmp_path / "raw2").exists()
 
 

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from equiseg.config import DataConfig
 from equiseg.data import (
     ArchiveSource,
     DataError,
     extract_leeds,
     find_leeds_pairs,
-    prepare_raw_data,
+    prepare_leeds,
     read_leeds_mask,
     verify_checksum,
 )
@@ -32,16 +31,17 @@ from tests.data_fixtures import (
 )
 
 
-def leeds_config(tmp_path, archive, **overrides) -> DataConfig:
-    return DataConfig(source="leeds", archive=str(archive), checksum=f"sha256:{sha256_of(archive)}",
-                      raw_dir=str(tmp_path / "data" / "raw"), urls=(),
-                      download_dir=str(tmp_path / "cache"), **overrides)
+def leeds_config(tmp_path, archive) -> dict:
+    """prepare_leeds's arguments for a local archive."""
+    return {"raw_dir": tmp_path / "data" / "raw", "archive": archive,
+            "checksum": f"sha256:{sha256_of(archive)}", "urls": (),
+            "download_dir": tmp_path / "cache"}
 
 
 def test_official_layout_is_written_flat_with_masks_unchanged(tmp_path):
     archive = make_leeds_zip(tmp_path / "leeds.zip")
     config = leeds_config(tmp_path, archive)
-    summary = prepare_raw_data(config)
+    summary = prepare_leeds(**config)
     raw = tmp_path / "data" / "raw"
     assert sorted(p.name for p in raw.iterdir()) == ["images", "segmentations"]
     ids = list_pair_ids(raw)
@@ -62,8 +62,7 @@ def test_an_extracted_folder_works_without_a_checksum(tmp_path):
     for name, data in leeds_members(LeedsArchiveSpec()).items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
-    config = DataConfig(source="leeds", archive=str(folder), raw_dir=str(tmp_path / "raw"))
-    assert prepare_raw_data(config)["n_pairs"] == 6
+    assert prepare_leeds(tmp_path / "raw", archive=folder, checksum="")["n_pairs"] == 6
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -79,31 +78,31 @@ def test_a_bad_pair_stops_everything_naming_the_file(tmp_path, spec, message):
     archive = make_leeds_zip(tmp_path / "leeds.zip", spec)
     raw = tmp_path / "data" / "raw"
     with pytest.raises(DataError, match=message):
-        prepare_raw_data(leeds_config(tmp_path, archive))
+        prepare_leeds(**leeds_config(tmp_path, archive))
     assert not raw.exists()
     assert list((tmp_path / "data").iterdir()) == []  # not even the temporary folder
 
 
 def test_a_failed_run_leaves_the_previous_data_untouched(tmp_path):
     good = make_leeds_zip(tmp_path / "good.zip")
-    prepare_raw_data(leeds_config(tmp_path, good))
+    prepare_leeds(**leeds_config(tmp_path, good))
     bad = make_leeds_zip(tmp_path / "bad.zip", LeedsArchiveSpec(corrupt_image="0030001"))
     with pytest.raises(DataError):
-        prepare_raw_data(leeds_config(tmp_path, bad))
+        prepare_leeds(**leeds_config(tmp_path, bad))
     assert len(list_pair_ids(tmp_path / "data" / "raw")) == 6
 
 
 def test_an_archive_without_images_is_not_taken_for_leeds(tmp_path):
     archive = make_leeds_zip(tmp_path / "other.zip", LeedsArchiveSpec(ids=()))
     with pytest.raises(DataError, match="Leeds Butterfly archive"):
-        prepare_raw_data(leeds_config(tmp_path, archive))
+        prepare_leeds(**leeds_config(tmp_path, archive))
 
 
 def test_two_masks_for_one_image_are_refused(tmp_path):
     extra = {"leedsbutterfly/segmentations/0010001_seg1.png": b""}
     archive = make_leeds_zip(tmp_path / "leeds.zip", LeedsArchiveSpec(extra_members=extra))
     with pytest.raises(DataError, match="0010001.png: has 2 masks"):
-        prepare_raw_data(leeds_config(tmp_path, archive))
+        prepare_leeds(**leeds_config(tmp_path, archive))
 
 
 needs_shared = pytest.mark.skipif(not SHARED_LEEDS_ZIP.exists(),

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import yaml
 
-from equiseg.config import SyntheticConfig
 from equiseg.data import DataError, assign_splits, split_manifest
 from equiseg.data.datasets import load_split
 from equiseg.data.prepare import write_synthetic
@@ -50,7 +49,7 @@ def test_nothing_to_validate_on_is_an_error():
 def test_manifest_columns_paths_and_string_ids(tmp_path):
     raw = tmp_path / "data" / "raw"
     raw.mkdir(parents=True)
-    write_synthetic(raw, SyntheticConfig(n_images=20, image_size=32, species=2))
+    write_synthetic(raw, n_images=20, image_size=32, species=2)
     manifest = split_manifest(raw, 0.2, 0)
     assert list(manifest.columns) == ["id", "species", "split", "image", "mask"]
     assert len(manifest) == 20

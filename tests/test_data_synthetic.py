@@ -88,8 +88,7 @@ def test_orientations_upright_with_jitter_or_uniform():
 
 
 def test_written_in_the_leeds_layout_with_palette_masks(tmp_path):
-    config = SyntheticConfig(n_images=10, image_size=32, species=2)
-    fractions = write_synthetic(tmp_path, config)
+    fractions = write_synthetic(tmp_path, n_images=10, image_size=32, species=2)
     ids = list_pair_ids(tmp_path)
     assert ids == sorted(fractions) and len(ids) == 10
     image, _ = read_pair(tmp_path / "images" / f"{ids[0]}.png", mask_path(tmp_path, ids[0]))

@@ -1,4 +1,5 @@
-"""The dataset over the split manifest: outputs, cache, seeded rotations, workers, determinism."""
+"""The dataset over the split manifest: outputs, cache, seeded rotations and their protocols,
+workers, determinism."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from equiseg.config import SyntheticConfig
+from equiseg.config import ConfigError
 from equiseg.data import split_manifest
 from equiseg.data.datasets import SegmentationDataset, load_split, rot90_turns
 from equiseg.data.prepare import write_synthetic
 from equiseg.data.transforms import build_transform
 from equiseg.errors import EquisegError
 from equiseg.io import write_csv
+from equiseg.train.evaluation import validation_set
 from tests.data_fixtures import palette_mask_png
 
 
@@ -25,7 +27,7 @@ def split_file(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
     raw = root / "raw"
     raw.mkdir()
-    write_synthetic(raw, SyntheticConfig(n_images=16, image_size=48, species=2))
+    write_synthetic(raw, n_images=16, image_size=48, species=2)
     path = root / "split.csv"
     write_csv(path, split_manifest(raw, 0.25, 0))
     return path
@@ -127,3 +129,32 @@ def test_load_split_errors_name_the_file(tmp_path, split_file):
     pd.DataFrame({"id": ["0010001"]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(EquisegError, match="lacks column"):
         load_split(tmp_path / "bad.csv", "train")
+
+
+def test_the_seed_protocol_leaves_five_eighths_upright():
+    """albumentations 1.x RandomRotate90() (p=0.5): no turn half the time, else k uniform in 0..3,
+    so 1/2 + 1/2 * 1/4 = 62.5% upright; `uniform` leaves 25% upright."""
+    seed = [rot90_turns(0, i, "seed") for i in range(1000)]
+    assert seed.count(0) == 616  # fixed by (rot90_seed, index): the same in every run
+    assert seed == [rot90_turns(0, i, "seed") for i in range(1000)]
+    for rot90_seed in range(5):
+        seed = [rot90_turns(rot90_seed, i, "seed") for i in range(1000)]
+        uniform = [rot90_turns(rot90_seed, i, "uniform") for i in range(1000)]
+        assert abs(seed.count(0) / 1000 - 0.625) < 0.04
+        assert all(abs(seed.count(k) / 1000 - 0.125) < 0.03 for k in (1, 2, 3))
+        assert all(abs(uniform.count(k) / 1000 - 0.25) < 0.04 for k in range(4))
+    assert [rot90_turns(0, i) for i in range(64)] == [rot90_turns(0, i, "uniform")
+                                                       for i in range(64)]  # the default
+
+
+def test_the_validation_set_follows_its_protocol(split_file):
+    rows = load_split(split_file, "val")
+    for protocol in ("uniform", "seed"):
+        data = validation_set(rows, image_size=32, pad_size=32, cache=False, seed=3,
+                              protocol=protocol)
+        assert [data.turns(i) for i in range(len(data))] == [rot90_turns(3, i, protocol)
+                                                              for i in range(len(data))]
+    with pytest.raises(ConfigError, match="evaluate.rot90"):
+        validation_set(rows, image_size=32, pad_size=32, cache=False, seed=3, protocol="half")
+    with pytest.raises(ConfigError, match="evaluate.rot90"):
+        rot90_turns(0, 0, "half")

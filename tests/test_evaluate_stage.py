@@ -1,11 +1,14 @@
-"""Stage `evaluate`: one JSON per params model x augment, the summary table, and clear failures."""
+"""Stage `evaluate`: per-seed figures and mean/sd/n over seeds per params model x augment, lean
+DVC metrics, and clear failures."""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
 import json
+import math
 
+import pandas as pd
 import pytest
 import torch
 
@@ -15,6 +18,9 @@ from equiseg.train.seeding import seed_everything
 from tests.tiny_project import SRC, write_pairs, write_params
 
 ROTATIONS = ("rot0", "rot90", "rot180", "rot270")
+RUNS = [f"{m}-{a}" for m in ("unet", "gunet") for a in ("minimal", "full")]
+PER_SEED = ["seed", "rot90", "train_loss", "train_iou", "val_loss", "val_iou", "val_iou_per_image",
+            *[f"{r}_val_{k}" for r in ROTATIONS for k in ("loss", "iou")], "val_iou_turn_spread"]
 
 
 def _main(script: str):
@@ -25,17 +31,28 @@ def _main(script: str):
 
 
 def save_untrained_models(root, image_size: int = 32) -> None:
-    """Randomly initialised models in place of trained ones: evaluation does not care."""
+    """Randomly initialised models in place of trained ones, one per seed: evaluation does not
+    care."""
     params = load_params(root / "params.yaml")
     for model in (*params.models, "gunet_p4m"):  # gunet_p4m: a stray file params do not name
         architecture = dataclasses.asdict(params.architectures.get(model) or
                                           params.architecture("gunet"))
         architecture["group"] = {"unet": "trivial", "gunet": "p4", "gunet_p4m": "p4m"}[model]
         for augment in params.augments:
-            seed_everything(len(model) + len(augment))
-            save_trained(root / f"models/{model}-{augment}.pt", build_model(model, **architecture),
-                         model, architecture, {"augment": augment, "image_size": image_size,
-                                               "pad_size": image_size})
+            for seed in params.seeds:
+                seed_everything(len(model) + len(augment) + 100 * seed)
+                save_trained(root / f"models/{model}-{augment}-seed{seed}.pt",
+                             build_model(model, **architecture), model, architecture,
+                             {"augment": augment, "image_size": image_size,
+                              "pad_size": image_size, "seed": seed})
+
+
+def per_seed(root, run: str) -> pd.DataFrame:
+    return pd.read_csv(root / f"plots/evaluate/{run}.csv")
+
+
+def metrics(root, run: str) -> dict:
+    return json.loads((root / f"metrics/evaluate/{run}.json").read_text())
 
 
 @pytest.fixture
@@ -46,55 +63,81 @@ def project(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_writes_each_models_metrics_and_the_summary_table(project):
+def test_writes_each_runs_figures_per_seed_and_lean_metrics(project):
     save_untrained_models(project)
     _main("evaluate.py")([])
-    names = [f"{m}-{a}" for m in ("unet", "gunet") for a in ("minimal", "full")]
-    summary = json.loads((project / "metrics/summary.json").read_text())
-    assert list(summary) == names  # params' models x augments, never a glob of files
-    assert not (project / "metrics/evaluate/gunet_p4m-full.json").exists()
-    for name in names:
-        record = json.loads((project / f"metrics/evaluate/{name}.json").read_text())
-        assert set(record) == {"train_loss", "train_iou", "val_loss", "val_iou",
-                               "val_iou_per_image", *ROTATIONS}
-        assert all(set(record[r]) == {"val_loss", "val_iou"} for r in ROTATIONS)
-        assert summary[name] == {k: record[k] for k in ("train_iou", "train_loss", "val_iou",
-                                                        "val_loss")}
+    # params' models x augments, never a glob of files
+    assert sorted(p.stem for p in (project / "metrics/evaluate").iterdir()) == sorted(RUNS)
+    assert sorted(p.stem for p in (project / "plots/evaluate").iterdir()) == sorted(RUNS)
+    assert not (project / "metrics/summary.json").exists()  # evaluate/ is the one place
+    for run in RUNS:
+        rows = per_seed(project, run)
+        assert list(rows.columns) == PER_SEED
+        assert rows["seed"].tolist() == [0] and rows["rot90"].tolist() == ["uniform"]
+        turns = rows[[f"{r}_val_iou" for r in ROTATIONS]].iloc[0]
+        assert rows["val_iou_turn_spread"][0] == pytest.approx(turns.max() - turns.min())
+        # what `dvc metrics show` lists: 3 numbers per run with one seed (sd is null, not shown)
+        assert metrics(project, run) == {
+            "n": 1, "val_iou": {"mean": rows["val_iou"][0], "sd": None},
+            "val_iou_turn_spread": {"mean": rows["val_iou_turn_spread"][0], "sd": None}}
+
+
+def test_two_seeds_give_their_mean_sample_sd_and_n(project):
+    write_params(project, models=["unet"], augments=["full"], seeds=[0, 3])
+    save_untrained_models(project)
+    _main("evaluate.py")([])
+    rows = per_seed(project, "unet-full")
+    assert rows["seed"].tolist() == [0, 3]
+    a, b = rows["val_iou"]
+    assert a != b  # two different models
+    summary = metrics(project, "unet-full")
+    assert summary["n"] == 2
+    assert summary["val_iou"]["mean"] == pytest.approx((a + b) / 2)
+    # sample sd of two values: sqrt(((a - m)^2 + (b - m)^2) / (2 - 1)) = |a - b| / sqrt(2)
+    assert summary["val_iou"]["sd"] == pytest.approx(abs(a - b) / math.sqrt(2))
+    spread = rows["val_iou_turn_spread"]
+    assert summary["val_iou_turn_spread"]["sd"] == pytest.approx(
+        abs(spread[0] - spread[1]) / math.sqrt(2))
 
 
 def test_a_p4_equivariant_model_scores_the_same_at_every_quarter_turn(project):
     write_params(project, train={"bf16_cpu": True})  # training's bf16 never reaches evaluation
     save_untrained_models(project)
     _main("evaluate.py")([])
-    gunet = json.loads((project / "metrics/evaluate/gunet-full.json").read_text())
-    unet = json.loads((project / "metrics/evaluate/unet-full.json").read_text())
+    gunet = per_seed(project, "gunet-full").iloc[0]
+    unet = per_seed(project, "unet-full").iloc[0]
     for r in ROTATIONS:
-        assert gunet[r]["val_iou"] == pytest.approx(gunet["rot0"]["val_iou"], abs=1e-6)
-        assert gunet[r]["val_loss"] == pytest.approx(gunet["rot0"]["val_loss"], rel=1e-5)
-    assert gunet["val_loss"] == pytest.approx(gunet["rot0"]["val_loss"], rel=1e-5)
-    assert len({round(unet[r]["val_loss"], 6) for r in ROTATIONS}) > 1  # a plain U-Net is not
+        assert gunet[f"{r}_val_iou"] == pytest.approx(gunet["rot0_val_iou"], abs=1e-6)
+        assert gunet[f"{r}_val_loss"] == pytest.approx(gunet["rot0_val_loss"], rel=1e-5)
+    assert gunet["val_loss"] == pytest.approx(gunet["rot0_val_loss"], rel=1e-5)
+    assert metrics(project, "gunet-full")["val_iou_turn_spread"]["mean"] == pytest.approx(
+        0.0, abs=1e-6)
+    assert len({round(unet[f"{r}_val_loss"], 6) for r in ROTATIONS}) > 1  # a plain U-Net is not
 
 
-def test_validation_metrics_match_the_final_epoch_of_training(project):
-    write_params(project, models=["unet"], augments=["full"],
+@pytest.mark.parametrize("protocol", ["uniform", "seed"])
+def test_validation_metrics_match_the_final_epoch_of_training(project, protocol):
+    write_params(project, models=["unet"], augments=["full"], evaluate={"rot90": protocol},
                  train={"epochs": 1, "bf16_cpu": True})  # validation in fp32 in both
-    _main("train.py")(["--model", "unet", "--augment", "full"])
+    _main("train.py")(["--model", "unet", "--augment", "full", "--seed", "0"])
     _main("evaluate.py")([])
-    trained = json.loads((project / "metrics/train/unet-full.json").read_text())
-    evaluated = json.loads((project / "metrics/summary.json").read_text())["unet-full"]
+    trained = json.loads((project / "metrics/train/unet-full-seed0.json").read_text())
+    evaluated = per_seed(project, "unet-full").iloc[0]
+    assert evaluated["rot90"] == protocol
     assert evaluated["val_iou"] == pytest.approx(trained["val_iou"], abs=1e-9)
     assert evaluated["val_loss"] == pytest.approx(trained["val_loss"], rel=1e-6)
 
 
-def test_a_missing_model_fails_naming_it_and_writes_nothing(project, capsys):
+def test_a_model_missing_for_a_seed_fails_naming_it_and_writes_nothing(project, capsys):
+    write_params(project, seeds=[0, 1])
     save_untrained_models(project)
-    (project / "models/gunet-full.pt").unlink()
+    (project / "models/gunet-full-seed1.pt").unlink()
     with pytest.raises(SystemExit) as stopped:
         _main("evaluate.py")([])
     assert stopped.value.code == 2
     [line] = capsys.readouterr().err.strip().splitlines()
-    assert "models/gunet-full.pt" in line
-    assert not (project / "metrics").exists()
+    assert "models/gunet-full-seed1.pt" in line and "dvc repro" in line
+    assert not (project / "metrics").exists() and not (project / "plots").exists()
 
 
 def test_a_model_trained_at_another_image_size_is_refused(project, capsys):
@@ -108,7 +151,9 @@ def test_a_model_trained_at_another_image_size_is_refused(project, capsys):
 def test_evaluation_is_deterministic(project):
     save_untrained_models(project)
     _main("evaluate.py")([])
-    first = (project / "metrics/summary.json").read_text()
+    first = [(project / f"{folder}/unet-full.{ext}").read_text()
+             for folder, ext in (("plots/evaluate", "csv"), ("metrics/evaluate", "json"))]
     torch.manual_seed(123)  # the global generator's state must not matter
     _main("evaluate.py")([])
-    assert (project / "metrics/summary.json").read_text() == first
+    assert [(project / f"{folder}/unet-full.{ext}").read_text()
+            for folder, ext in (("plots/evaluate", "csv"), ("metrics/evaluate", "json"))] == first

@@ -14,6 +14,7 @@ from equiseg.analysis.metrics import (
     per_class_iou,
     per_image_iou,
     pooled_iou,
+    pooled_psnr_db,
     psnr_db,
 )
 
@@ -90,3 +91,19 @@ def test_per_class_iou_of_one_hot_masks():
     a = torch.stack([masks("##", ".."), masks("..", "##")], dim=1)  # (1, 2, 2, 2)
     b = torch.stack([masks("#.", "#."), masks(".#", ".#")], dim=1)
     assert per_class_iou(a, b).tolist() == [pytest.approx([1 / 3, 1 / 3])]
+
+
+def test_set_level_db_pools_squared_errors_as_eq_r_and_differs_from_the_mean_of_psnrs():
+    """Two images at MSE 1e-2 and 1e-4: PSNRs 20 and 40 dB, mean 30.0 dB; pooled 23.0 dB."""
+    p = torch.zeros(2, 1, 2, 2)
+    q = torch.stack([torch.full((1, 2, 2), 0.1), torch.full((1, 2, 2), 0.01)])
+    per_image = psnr_db(p, q)
+    assert per_image.tolist() == pytest.approx([20.0, 40.0])
+    assert float(per_image.mean()) == pytest.approx(30.0)
+    pooled = pooled_psnr_db([1e-2, 1e-4], [4, 4])
+    assert pooled == pytest.approx(10 * math.log10(1 / 0.00505)) and round(pooled, 1) == 23.0
+    # pixels, not images, are pooled: a 3x larger image weighs 3x more
+    assert pooled_psnr_db([1e-2, 1e-4], [1, 3]) == pytest.approx(10 * math.log10(1 / 0.002575))
+    assert pooled_psnr_db([0.0, 0.0], [4, 4]) == PSNR_CAP_DB  # identical maps: the cap
+    assert pooled_psnr_db([float("nan"), 1e-2], [4, 4]) == pytest.approx(20.0)
+    assert math.isnan(pooled_psnr_db([float("nan")], [0]))

@@ -137,3 +137,18 @@ def test_save_and_load_round_trip(tmp_path):
     assert torch.equal(loaded(x), model(x))
     assert meta["name"] == "gunet" and meta["extra"] == {"augment": "full"}
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_saving_the_same_weights_twice_gives_the_same_bytes(tmp_path):
+    """DVC hashes files: identical runs must give identical models, whatever the file's name."""
+    model = randomize_(build_model("gunet", **SMALL))
+    save_trained(tmp_path / "a.pt", model, "gunet", SMALL, {"augment": "full"})
+    save_trained(tmp_path / "b.pt", model, "gunet", SMALL, {"augment": "full"})
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+def test_a_killed_save_leaves_nothing_behind_after_the_next(tmp_path):
+    leftover = tmp_path / ".m.pt.k1ll3d.tmp"
+    leftover.write_bytes(b"half a model")
+    save_trained(tmp_path / "m.pt", build_model("gunet", **SMALL), "gunet", SMALL)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]

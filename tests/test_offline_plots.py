@@ -17,8 +17,8 @@ plots:
   - validation IoU:
       x: epoch
       y:
-        plots/train/unet-minimal.csv: val_iou
-        plots/train/gunet-minimal.csv: val_iou
+        plots/train/unet-minimal-seed0.csv: val_iou
+        plots/train/gunet-minimal-seed0.csv: val_iou
   - plots/rotation/unet-minimal.csv:
       x: angle
       y: [set_iou_gt_mean, set_iou_consistency_mean]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import re
 import sys
 import time
@@ -123,18 +122,57 @@ def built(tmp_path_factory):
             "md": (reports / "report.md").read_text(), "html": html_path.read_text()}
 
 
-def test_report_has_the_final_epoch_table_with_best_values_bold(built):
+def _section(md: str, heading: str) -> str:
+    return md.split(heading)[1].split("\n#")[0]
+
+
+def _row(section: str, model: str, augment: str) -> str:
+    return next(line for line in section.splitlines()
+                if line.startswith(f"| {model} | {augment} | "))
+
+
+def test_report_has_the_seeds_final_epoch_table_with_best_values_bold(built):
     md, summary = built["md"], built["summary"]
-    header = "| model | augmentation | train IoU | train loss | validation IoU | validation loss |"
-    assert header in md
+    section = _section(md, "## Final epoch: the seed's quantities")
+    header = ("| model | augmentation | n | train IoU (last epoch, augmented) | train loss (last "
+              "epoch, augmented) | val IoU (uniform 90° turns) | val loss (uniform 90° turns) |")
+    assert header in section
+    assert "running values over the last epoch's augmented training batches" in section
     best_val = max(LABELS, key=lambda k: summary[k]["val_iou"])
     lowest_loss = min(LABELS, key=lambda k: summary[k]["train_loss"])
-    model, augment = best_val.split("-")
-    row = next(line for line in md.splitlines() if line.startswith(f"| {model} | {augment} | "))
-    assert f"**{summary[best_val]['val_iou']:.3f}**" in row
-    model, augment = lowest_loss.split("-")
-    row = next(line for line in md.splitlines() if line.startswith(f"| {model} | {augment} | "))
-    assert f"**{summary[lowest_loss]['train_loss']:.3f}**" in row
+    assert f"**{summary[best_val]['val_iou']:.3f}**" in _row(section, *best_val.split("-"))
+    assert f"**{summary[lowest_loss]['train_loss']:.3f}**" in _row(section,
+                                                                   *lowest_loss.split("-"))
+    for label in LABELS:  # the seed's own quantities, one seed: no ± part
+        row = _row(section, *label.split("-"))
+        assert row.split(" | ")[2] == "1" and "±" not in row
+        assert f"{summary[label]['train_iou']:.3f}" in row
+
+
+def test_eval_mode_figures_stand_beside_the_seeds_table_named_as_such(built):
+    md, summary = built["md"], built["summary"]
+    section = _section(md, "### Eval-mode figures of the final models")
+    assert ("| model | augmentation | n | train IoU (eval mode, unaugmented) | train loss (eval "
+            "mode, unaugmented) | val IoU (uniform 90° turns) |") in section
+    for label in LABELS:
+        row = _row(section, *label.split("-"))
+        assert f"{summary[label]['eval_train_iou']:.3f}" in row
+        assert f"{summary[label]['eval_train_iou']:.3f}" != f"{summary[label]['train_iou']:.3f}"
+    assert "| val IoU (uniform 90° turns) | 0° | 90° | 180° | 270° | spread |" in section
+    assert "| gunet | full | 1 | **0.870** | **0.870** | **0.870** | **0.870** | **0.870** | " \
+           "**0.000** |" in section
+
+
+def test_report_names_the_rot90_protocol_of_its_numbers(tmp_path):
+    write_fake_outputs(tmp_path, models=MODELS, augments=("full",), images=False,
+                       protocol="seed")
+    params = parse_params(fake_params(MODELS, ("full",), evaluate={"rot90": "seed"}))
+    build_run_report(params, tmp_path, tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "**Validation protocol:** `evaluate.rot90: seed`" in md and "62.5%" in md
+    assert "| val IoU (seed's RandomRotate90) |" in md and "uniform 90° turns" not in md.split(
+        "## Findings")[1]
+    assert "validation images under seed's RandomRotate90" in md
 
 
 def test_report_shows_every_figure_gif_and_sample_grid(built):
@@ -159,14 +197,18 @@ def test_report_states_the_setting_and_the_findings_with_numbers(built):
            "`gunet-minimal` (0.840)" in findings
     assert "`gunet-minimal` and `gunet-full` are exactly consistent" in findings
     assert "`unet-minimal` drops to 0.930" in findings
+    assert "**Mirror flips**" in findings and "flip-h: `unet-minimal` 0.970" in findings
+    assert ("with one seed per run (n=1) no spread can be estimated, so no difference between "
+            "runs can be said to exceed it") in findings
 
 
 def test_equivariance_table_says_which_model_is_exact(built):
     section = built["md"].split("## Equivariance")[1]
-    assert "**Exact at 90° multiples:** `gunet-minimal`, `gunet-full`." in section
+    assert "**Exact at 90° multiples** (every seed): `gunet-minimal`, `gunet-full`." in section
     assert "**Not exact:** `unet-minimal`, `unet-full`." in section
-    assert "| gunet | full | yes | **1.000** |" in section
-    assert "| unet | minimal | no | 0.930 |" in section
+    assert "| gunet | full | 1 | yes | **1.000** |" in section
+    assert "| unet | minimal | 1 | no | 0.930 |" in section
+    assert "| pooled dB off grid |" in section and "| 26.0 | 0.670 |" in section
 
 
 def test_models_not_in_params_are_not_shown(built):
@@ -179,21 +221,73 @@ def test_report_builds_in_seconds(built):
 
 def test_findings_follow_the_numbers_not_the_expected_winner(tmp_path):
     write_fake_outputs(tmp_path, models=MODELS, augments=("full",), images=False)
-    summary_path = tmp_path / "metrics" / "summary.json"
-    summary = json.loads(summary_path.read_text())
-    summary["unet-full"]["val_iou"] = 0.95
-    summary_path.write_text(json.dumps(summary))
+    evaluate_path = tmp_path / "plots" / "evaluate" / "unet-full.csv"
+    evaluated = pd.read_csv(evaluate_path)
+    evaluated["val_iou"] = 0.95
+    evaluated.to_csv(evaluate_path, index=False)
     build_run_report(parse_params(fake_params(MODELS, ("full",))), tmp_path, tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
     assert "**Most accurate:** `unet-full`, validation IoU 0.950, +0.080 over the runner-up " \
            "`gunet-full` (0.870)" in md
 
 
-def test_a_run_missing_from_the_summary_is_a_user_error(tmp_path):
+def test_a_run_the_evaluate_stage_did_not_score_is_a_user_error(tmp_path):
     write_fake_outputs(tmp_path, models=("unet",), augments=("full",), images=False)
     params = parse_params(fake_params(("unet", "gunet"), ("full",)))
-    with pytest.raises(EquisegError, match="summary.json: no entry for 'gunet-full'"):
+    with pytest.raises(EquisegError, match="plots/evaluate/gunet-full.csv: not found; run the "
+                                           "train and evaluate stages for 'gunet-full'"):
         build_run_report(params, tmp_path, tmp_path / "out")
+    params = parse_params(fake_params(("unet",), ("full",), seeds=(0, 1)))
+    with pytest.raises(EquisegError, match=r"unet-full.csv: no row for seed\(s\) \[1\]"):
+        build_run_report(params, tmp_path, tmp_path / "out")
+
+
+# -- replicates ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def three_seeds(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seeds")
+    summary = write_fake_outputs(root, models=MODELS, augments=AUGMENTS, images=False,
+                                 seeds=(0, 1, 2))
+    build_run_report(parse_params(fake_params(MODELS, AUGMENTS, seeds=(0, 1, 2))), root,
+                     root / "out")
+    return {"summary": summary, "md": (root / "out" / "report.md").read_text()}
+
+
+def test_tables_show_mean_plus_minus_sample_sd_with_n_over_seeds(three_seeds):
+    md, summary = three_seeds["md"], three_seeds["summary"]
+    # seeds shift every IoU by 0, +0.01, -0.01: mean as for one seed, sample sd exactly 0.010
+    section = _section(md, "## Final epoch: the seed's quantities")
+    row = _row(section, "gunet", "full")
+    assert row.split(" | ")[2] == "3"
+    assert f"**{summary['gunet-full']['val_iou']:.3f} ± 0.010**" in row
+    quarter = _section(md, "### Eval-mode figures of the final models")
+    assert "| gunet | full | 3 | **0.870 ± 0.010** | **0.870 ± 0.010** |" in quarter
+    equivariance = _section(md, "## Equivariance")
+    assert "| unet | minimal | 3 | no | 0.930 ± 0.010 |" in equivariance
+    assert "sample standard deviation across seeds (ddof=1)" in equivariance
+    assert "**Seeds:** [0, 1, 2] (n=3)" in md
+
+
+def test_findings_say_which_differences_exceed_the_seed_to_seed_spread(three_seeds):
+    findings = _section(three_seeds["md"], "## Findings")
+    assert "(|mean difference| > sd_a + sd_b, sample sd over seeds)" in findings
+    beyond, within = findings.split("**Beyond the seed-to-seed spread**")[1].split("**Within it:**")
+    # validation IoU: gunet 0.870 vs unet 0.830 (+0.040 > 0.010 + 0.010): beyond the spread
+    assert ("validation IoU `unet-full` 0.830 ± 0.010 vs `gunet-full` 0.870 ± 0.010 (-0.040)"
+            in beyond)
+    # off-grid consistency: gunet 0.970 ± 0.000 vs unet 0.920 ± 0.010 (0.050 > 0.010): beyond
+    assert "off-grid consistency IoU `unet-full` 0.920 ± 0.010 vs `gunet-full` 0.970" in beyond
+    assert "mean over n=3 seeds" in findings and "validation images under uniform 90° turns" \
+        in findings
+    assert within.strip().startswith("none")
+
+
+def test_the_decibel_figure_is_the_pooled_eq_r_figure_capped_not_infinite(built):
+    md = built["md"]
+    caption = next(line for line in md.splitlines() if "(figures/rotation_psnr.png)" in line)
+    assert "pooled" in caption and "EQ-R" in caption and "100 dB" in caption
+    assert "infinite" not in md and "∞" not in md
 
 
 def test_missing_optional_inputs_are_listed_not_hidden(tmp_path):
@@ -218,11 +312,11 @@ def test_stage_replaces_reports_whole_and_keeps_the_old_one_on_error(tmp_path, c
     assert "samples/unet-full.png" in missing and ".gif" not in missing  # sweep.gif is off
 
     before = (tmp_path / "reports" / "report.md").read_text()
-    (tmp_path / "metrics" / "summary.json").write_text("{not json")
+    (tmp_path / "plots" / "evaluate" / "unet-full.csv").write_text("{not a table")
     with pytest.raises(SystemExit) as exit_info:
         report_stage.main(["--params", str(params), "--root", str(tmp_path)])
     assert exit_info.value.code == 2
-    assert "summary.json: not valid JSON" in capsys.readouterr().err
+    assert "unet-full.csv: missing column(s) seed, rot90" in capsys.readouterr().err
     assert (tmp_path / "reports" / "report.md").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".reports")) == []
 
@@ -240,3 +334,16 @@ def test_html_opens_in_chromium_with_every_image_loaded(built, tmp_path):
     expected = len(FIGURES) + 2 * len(LABELS)
     assert f'data-images="{expected}/{expected}"' in dom
     assert "<table>" in dom and "Most accurate" in dom
+
+
+def test_overlay_labels_follow_the_sweeps_own_mask_decision():
+    import torch
+
+    from equiseg.analysis.sweep import class_masks
+    from equiseg.report.overlays import labels_from_probs
+
+    one = torch.tensor([[[0.2, 0.5], [0.51, 0.9]]])  # (1, H, W): p > 0.5 is foreground
+    assert labels_from_probs(one).tolist() == [[0, 0], [1, 1]]
+    assert torch.equal(labels_from_probs(one).bool(), class_masks(one[None])[0, 0])
+    three = torch.softmax(torch.randn(3, 4, 5, generator=torch.Generator().manual_seed(0)), 0)
+    assert torch.equal(labels_from_probs(three), three.argmax(0))

@@ -21,12 +21,13 @@ from equiseg.analysis.sweep import (
     ROTATION_COLUMNS,
     ModelOutputError,
     SweepImage,
-    audit_summary,
     equivariance_summary,
     make_predictor,
     perturbation_table,
     rotation_table,
     run_sweep,
+    set_statistics,
+    summarize,
     sweep_perturbations,
 )
 from equiseg.config import SweepConfig
@@ -85,23 +86,23 @@ def test_symmetrised_model_is_exact_at_quarter_turns_and_plain_net_is_not():
     quarter = rows(exact, "rotate", [90.0, 180.0, 270.0])
     assert (quarter["iou_consistency"] == 1.0).all()
     assert (quarter["max_abs_diff"] < 1e-5).all()
-    assert equivariance_summary(exact, atol=1e-4)["exact_at_90_multiples"] is True
+    assert equivariance_summary(exact, atol=1e-4, rtol=1e-4)["exact_at_90_multiples"] is True
 
     plain = sweep(plain_conv_net())
     assert (rows(plain, "rotate", [90.0, 180.0, 270.0])["iou_consistency"] < 1.0).all()
-    assert equivariance_summary(plain, atol=1e-4)["exact_at_90_multiples"] is False
+    assert equivariance_summary(plain, atol=1e-4, rtol=1e-4)["exact_at_90_multiples"] is False
 
 
 def test_group_unet_is_exact_at_quarter_turns_and_unet_is_not():
     small = {"filters": (4, 4, 8, 8), "norm_groups": 2}
     torch.manual_seed(0)  # default initialisation: outputs vary (random weights saturate them)
     gunet = sweep(build_model("gunet", **small))
-    summary = equivariance_summary(gunet, atol=1e-4)
+    summary = equivariance_summary(gunet, atol=1e-4, rtol=1e-4)
     assert summary["exact_at_90_multiples"] is True
     assert summary["consistency_iou_at_90_multiples"] == 1.0
     assert summary["psnr_db_off_grid"] < 100.0  # 45 degrees cannot be exact on a pixel grid
     unet = sweep(build_model("unet", **small))
-    assert equivariance_summary(unet, atol=1e-4)["exact_at_90_multiples"] is False
+    assert equivariance_summary(unet, atol=1e-4, rtol=1e-4)["exact_at_90_multiples"] is False
 
 
 def test_identity_levels_agree_perfectly_and_score_the_cap():
@@ -169,10 +170,11 @@ def test_tables_have_the_contract_columns_and_summaries_the_contract_keys():
     assert tuple(perturb_rows.columns) == PERTURB_COLUMNS
     assert perturb_rows["perturbation"].unique().tolist() == [
         "flip_h", "flip_v", "brightness", "contrast", "noise"]
-    assert set(equivariance_summary(frame, 1e-4)) == {
+    assert set(equivariance_summary(frame, 1e-4, 1e-4)) == {
         "worst_angle", "worst_angle_iou", "iou_spread", "consistency_iou_at_90_multiples",
         "consistency_iou_off_grid", "psnr_db_off_grid", "exact_at_90_multiples",
-        "flip_h_consistency_iou", "flip_v_consistency_iou"}
+        "flip_h_consistency_iou", "flip_v_consistency_iou", "psnr_db_pooled_off_grid",
+        "degenerate_images"}
 
 
 def test_audit_summary_names_the_worst_level_and_the_spread():
@@ -183,7 +185,7 @@ def test_audit_summary_names_the_worst_level_and_the_spread():
         "iou_consistency": [1.0, 0.6, 0.9, 1.0, 0.8, 0.9],
         "mad": [0.0, 0.2, 0.1, 0.0, 0.1, 0.1], "psnr_db": [100.0, 20.0, 30.0, 100.0, 25.0, 30.0],
         "max_abs_diff": [0.0, 0.5, 0.2, 0.0, 0.4, 0.2]})
-    summary = audit_summary(frame, atol=1e-4)
+    summary = summarize(frame, atol=1e-4, rtol=1e-4)
     rotate = summary["perturbations"]["rotate"]
     assert rotate["worst_level"] == 45.0 and rotate["worst_consistency_iou"] == pytest.approx(0.7)
     assert rotate["consistency_iou_spread"] == pytest.approx(0.2)  # 0.9 - 0.7; level 0 left out
@@ -233,3 +235,39 @@ def test_sweep_parameters_are_validated_by_name(key, value):
 
     with pytest.raises(ConfigError, match=f"sweep.{key}"):
         parse_params({"architectures": {"unet": {}, "gunet": {}}, "sweep": {key: value}})
+
+
+def test_set_statistics_pool_db_beside_the_mean_and_rotation_table_serves_figures():
+    frame = pd.DataFrame({
+        "image": ["a", "b", "a", "b"], "perturbation": ["rotate"] * 4,
+        "level": [0.0, 0.0, 45.0, 45.0], "iou_gt": [float("nan")] * 4,
+        "iou_consistency": [1.0, 1.0, 0.8, 0.9], "mad": [0.0, 0.0, 0.1, 0.01],
+        "psnr_db": [100.0, 100.0, 20.0, 40.0], "max_abs_diff": [0.0, 0.0, 0.3, 0.1],
+        "mse": [0.0, 0.0, 1e-2, 1e-4], "valid_pixels": [16.0] * 4})
+    stats = set_statistics(frame)
+    moved = stats[stats["level"] == 45.0].iloc[0]
+    assert moved["set_psnr_db_mean"] == pytest.approx(30.0)
+    assert moved["set_psnr_db_pooled"] == pytest.approx(22.97, abs=0.01)
+    assert stats.loc[stats["level"] == 0.0, "set_psnr_db_pooled"].tolist() == [100.0]
+    curves = rotation_table(frame)
+    assert curves["angle"].tolist() == [0.0, 45.0] and "set_psnr_db_pooled" in curves
+    assert summarize(frame, atol=1e-4, rtol=1e-4)["perturbations"]["rotate"]["pooled_psnr_db"] == \
+        pytest.approx(22.97, abs=0.01)
+
+
+def test_degenerate_predictions_are_flagged_per_row_with_a_reason():
+    class Constant(nn.Module):
+        def __init__(self, logit):
+            super().__init__()
+            self.logit = logit
+
+        def forward(self, x):
+            return torch.full_like(x[:, :1], self.logit)
+
+    for logit, reason in ((-8.0, "empty"), (8.0, "everywhere"), (0.04, "at threshold")):
+        frame = sweep(Constant(logit))
+        assert frame["degenerate"].all() and set(frame["degenerate_reason"]) == {reason}
+        summary = summarize(frame, atol=1e-4, rtol=1e-4)
+        assert summary["degenerate_images"] == 2 and summary["mostly_degenerate"] is True
+    fine = sweep(RedIsForeground())
+    assert not fine["degenerate"].any() and summarize(fine, 1e-4, 1e-4)["degenerate_images"] == 0

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from equiseg.train import devices
 from equiseg.config import ConfigError, TrainConfig, parse_params
 from equiseg.nn.models import build_model
+from equiseg.train import devices
 from equiseg.train.checkpoints import (
     checkpoint_path,
     load_checkpoint,
@@ -24,6 +24,7 @@ from equiseg.train.devices import select_device, use_bf16, use_channels_last
 from equiseg.train.evaluation import MetricTotals, bce_per_image, evaluate
 from equiseg.train.loaders import ShardSampler, evaluation_loader, training_loader
 from equiseg.train.loop import (
+    FIT_OPTIONS,
     NonFiniteLossError,
     fit,
     learning_rate_schedule,
@@ -42,8 +43,11 @@ def tiny_data(n: int, size: int = 32, seed: int = 0) -> TensorDataset:
     return TensorDataset(images, (images[:, :1] > 0.3).float())
 
 
-def tiny_config(**changes) -> TrainConfig:
-    return dataclasses.replace(TrainConfig(epochs=2, batch_size=4, lr=0.01, device="cpu"), **changes)
+def tiny_options(**changes) -> dict:
+    """`fit`'s training keywords, translated from a TrainConfig as the train stage does."""
+    config = dataclasses.replace(TrainConfig(epochs=2, batch_size=4, lr=0.01, device="cpu"),
+                                 **changes)
+    return {key: getattr(config, key) for key in FIT_OPTIONS}
 
 
 def tiny_model() -> nn.Module:
@@ -184,8 +188,9 @@ def test_bf16_on_cpu_only_when_asked_and_only_where_the_cpu_has_it(monkeypatch):
 @pytest.mark.skipif(not devices.cpu_has_native_bf16(), reason="this CPU has no native bf16")
 def test_bf16_cpu_training_is_mixed_precision_and_still_deterministic():
     train, val = tiny_data(16), tiny_data(8, seed=1)
-    fp32 = fit(tiny_model(), train, val, tiny_config(), CPU, progress=False)
-    bf16 = [fit(tiny_model(), train, val, tiny_config(bf16_cpu=True), CPU, progress=False)
+    fp32 = fit(tiny_model(), train, val, device=CPU, **tiny_options(), progress=False)
+    bf16 = [fit(tiny_model(), train, val, device=CPU, **tiny_options(bf16_cpu=True),
+                progress=False)
             for _ in range(2)]
     assert bf16[0].history == bf16[1].history
     assert bf16[0].history != fp32.history
@@ -207,13 +212,13 @@ def test_global_batch_must_split_evenly_over_processes():
 
 # --- checkpoints ---------------------------------------------------------------------------------
 
-def _settings(tmp_path, **train):
+def _settings(tmp_path, seed=0, **train):
     split = tmp_path / "split.csv"
     if not split.exists():
         split.write_text("id,species,split,image,mask\n")
     params = parse_params({"architectures": {"unet": {}, "gunet": {"group": "p4"}},
                            "data": {"split_file": str(split)}, "train": train})
-    return run_settings(params, "unet", "full", 1, CPU)
+    return run_settings(params, "unet", "full", seed, 1, CPU)
 
 
 def test_fingerprint_changes_with_what_changes_the_result_only(tmp_path):
@@ -226,8 +231,8 @@ def test_fingerprint_changes_with_what_changes_the_result_only(tmp_path):
 
 
 def test_checkpoint_of_another_run_or_a_corrupt_one_is_not_resumed(tmp_path, capsys):
-    path = checkpoint_path(tmp_path, "unet", "full", "abc")
-    assert path.name == "unet-full-abc.ckpt"
+    path = checkpoint_path(tmp_path, "unet-full-seed0", "abc")
+    assert path.name == "unet-full-seed0-abc.ckpt"
     assert load_checkpoint(path, "abc") is None  # none yet
     save_checkpoint(path, {"fingerprint": "abc", "epoch": 1})
     assert load_checkpoint(path, "abc")["epoch"] == 1
@@ -239,9 +244,51 @@ def test_checkpoint_of_another_run_or_a_corrupt_one_is_not_resumed(tmp_path, cap
 
 # --- the loop ------------------------------------------------------------------------------------
 
+class FrozenFirstChannel(FirstChannel):
+    """FirstChannel with one parameter for the optimiser (trained with lr 0, it never changes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + 0 * self.unused
+
+
+class ShiftedFirstChannel(Dataset):
+    """An augmentation: every image's first channel raised by 1 (so its prediction changes)."""
+
+    def __init__(self, base: Dataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int):
+        image, mask = self.base[index]
+        return image + torch.tensor([1.0, 0.0, 0.0]).reshape(3, 1, 1), mask
+
+
+def test_history_train_figures_are_running_values_over_the_augmented_batches():
+    """What the report's "seed's quantities" table relies on: train_loss and train_iou are
+    summed over the epoch's (augmented) training batches, not a re-scoring of plain images."""
+    plain = tiny_data(16)
+    augmented = ShiftedFirstChannel(plain)
+    model = FrozenFirstChannel()
+    result = fit(model, augmented, tiny_data(8, seed=1), device=CPU,
+                 **tiny_options(epochs=1, lr=0.0, weight_decay=0.0), progress=False)
+    on_augmented = evaluate(model, evaluation_loader(augmented, batch_size=4), CPU)
+    on_plain = evaluate(model, evaluation_loader(plain, batch_size=4), CPU)
+    row = result.history[-1]
+    assert row["train_loss"] == pytest.approx(on_augmented["loss"], rel=1e-6)
+    assert row["train_iou"] == pytest.approx(on_augmented["iou"], rel=1e-6)
+    assert row["train_iou"] != pytest.approx(on_plain["iou"], rel=1e-3)
+
+
 def test_training_lowers_the_loss_and_reports_one_row_per_epoch():
     before = torch.are_deterministic_algorithms_enabled()
-    result = fit(tiny_model(), tiny_data(16), tiny_data(8, seed=1), tiny_config(epochs=3), CPU,
+    result = fit(tiny_model(), tiny_data(16), tiny_data(8, seed=1), device=CPU,
+                 **tiny_options(epochs=3),
                  progress=False)
     assert torch.are_deterministic_algorithms_enabled() == before  # global flags restored
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
@@ -251,11 +298,12 @@ def test_training_lowers_the_loss_and_reports_one_row_per_epoch():
 
 def test_resuming_from_a_checkpoint_gives_the_same_numbers_as_an_uninterrupted_run(tmp_path):
     train, val = tiny_data(16), tiny_data(8, seed=1)
-    straight = fit(tiny_model(), train, val, tiny_config(epochs=3), CPU, progress=False)
+    straight = fit(tiny_model(), train, val, device=CPU, **tiny_options(epochs=3), progress=False)
     checkpoint = tmp_path / "run.ckpt"
-    fit(tiny_model(), train, val, tiny_config(epochs=1), CPU, checkpoint=checkpoint,
+    fit(tiny_model(), train, val, device=CPU, **tiny_options(epochs=1), checkpoint=checkpoint,
         fingerprint="run", progress=False)  # as if stopped after epoch 1
-    resumed = fit(tiny_model(), train, val, tiny_config(epochs=3), CPU, checkpoint=checkpoint,
+    resumed = fit(tiny_model(), train, val, device=CPU, **tiny_options(epochs=3),
+                  checkpoint=checkpoint,
                   fingerprint="run", progress=False)
     assert resumed.resumed_after_epoch == 1
     assert resumed.history == straight.history
@@ -264,9 +312,8 @@ def test_resuming_from_a_checkpoint_gives_the_same_numbers_as_an_uninterrupted_r
 
 
 def test_onecycle_warms_up_to_train_lr_then_anneals_to_near_zero_over_the_whole_run():
-    config = tiny_config(epochs=3, schedule="onecycle", lr=0.01)
-    optimizer = torch.optim.AdamW(tiny_model().parameters(), lr=config.lr)
-    schedule = learning_rate_schedule(optimizer, config, steps_per_epoch=10)
+    optimizer = torch.optim.AdamW(tiny_model().parameters(), lr=0.01)
+    schedule = learning_rate_schedule(optimizer, "onecycle", lr=0.01, epochs=3, steps_per_epoch=10)
     rates = []
     for _ in range(30):
         rates.append(optimizer.param_groups[0]["lr"])
@@ -277,7 +324,8 @@ def test_onecycle_warms_up_to_train_lr_then_anneals_to_near_zero_over_the_whole_
     assert rates[0] < 0.01 / 10 and rates[-1] < 0.01 / 100
     assert all(a <= b for a, b in itertools.pairwise(rates[:peak + 1]))  # up, then down
     assert all(a >= b for a, b in itertools.pairwise(rates[peak:]))
-    assert learning_rate_schedule(optimizer, tiny_config(), steps_per_epoch=10) is None
+    assert learning_rate_schedule(optimizer, "constant", lr=0.01, epochs=3,
+                                  steps_per_epoch=10) is None
 
 
 class Interrupted(Exception):
@@ -286,8 +334,8 @@ class Interrupted(Exception):
 
 def test_an_interrupted_onecycle_run_resumes_its_schedule_exactly(tmp_path):
     train, val = tiny_data(16), tiny_data(8, seed=1)
-    config = tiny_config(epochs=3, schedule="onecycle")
-    straight = fit(tiny_model(), train, val, config, CPU, progress=False)
+    config = tiny_options(epochs=3, schedule="onecycle")
+    straight = fit(tiny_model(), train, val, device=CPU, **config, progress=False)
     calls = {"n": 0}
 
     def loss_stopping_in_epoch_2(logits, masks):
@@ -298,9 +346,11 @@ def test_an_interrupted_onecycle_run_resumes_its_schedule_exactly(tmp_path):
 
     checkpoint = tmp_path / "run.ckpt"
     with pytest.raises(Interrupted):
-        fit(tiny_model(), train, val, config, CPU, checkpoint=checkpoint, fingerprint="run",
+        fit(tiny_model(), train, val, device=CPU, **config, checkpoint=checkpoint,
+            fingerprint="run",
             loss_fn=loss_stopping_in_epoch_2, progress=False)
-    resumed = fit(tiny_model(), train, val, config, CPU, checkpoint=checkpoint, fingerprint="run",
+    resumed = fit(tiny_model(), train, val, device=CPU, **config, checkpoint=checkpoint,
+                  fingerprint="run",
                   progress=False)
     assert resumed.resumed_after_epoch == 1
     assert resumed.history == straight.history
@@ -317,7 +367,8 @@ def test_non_finite_loss_stops_naming_epoch_and_step_and_keeps_last_good_checkpo
 
     checkpoint = tmp_path / "run.ckpt"
     with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 3.*last good checkpoint"):
-        fit(tiny_model(), tiny_data(16), tiny_data(8, seed=1), tiny_config(epochs=3), CPU,
+        fit(tiny_model(), tiny_data(16), tiny_data(8, seed=1), device=CPU,
+            **tiny_options(epochs=3),
             checkpoint=checkpoint, fingerprint="run", loss_fn=loss_nan_at_epoch_2_step_3,
             progress=False)
     assert load_checkpoint(checkpoint, "run")["epoch"] == 1

@@ -1,13 +1,17 @@
-"""Preprocessing and augmentation: shapes, dtypes, normalisation, padding and mask alignment."""
+"""Preprocessing and augmentation: shapes, dtypes, normalisation, padding, mask alignment, and a
+`full` rotation that scales x and y alike."""
 
 from __future__ import annotations
+
+import dataclasses
+import inspect
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from equiseg.config import ConfigError
+from equiseg.config import ConfigError, FullAugmentConfig
 from equiseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform, denormalise
 
 
@@ -91,3 +95,81 @@ def test_mask_stays_aligned_with_the_image_under_full_augmentation():
 def test_unknown_augmentation_is_refused():
     with pytest.raises(ConfigError, match="augment"):
         build_transform("heavy", 32, 32)
+
+
+def disc_pair(height=60, width=90, radius=18):
+    """A white disc on a black non-square picture, and its mask."""
+    mask = np.zeros((height, width), np.uint8)
+    cv2.circle(mask, (width // 2, height // 2), radius, 1, -1)
+    return np.repeat(mask[..., None] * 255, 3, axis=2), mask.astype(bool)
+
+
+def aspect(mask: np.ndarray) -> float:
+    """Longest over shortest axis of a mask's second moments (1 for a disc)."""
+    ys, xs = np.nonzero(mask)
+    low, high = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(float)))
+    return float(np.sqrt(high / low))
+
+
+@pytest.mark.parametrize("border", ["reflect_101", "constant"])
+def test_full_rotation_scales_x_and_y_alike_so_a_disc_stays_a_disc(border):
+    """SafeRotate shrinks a rotated frame to fit; on a non-square frame albumentations 2.x shrinks x
+    and y differently. Rotating on the square canvas keeps the disc round (the old pipeline: aspect
+    up to 2.2 on this image)."""
+    image, mask = disc_pair()
+    transform = build_transform("full", image_size=64, pad_size=96, p=1.0, rotate_border=border)
+    plain = build_transform("minimal", image_size=64, pad_size=96)
+    upright = plain(image, mask)[1][0].numpy() > 0.5
+    for seed in range(50):
+        transform.reseed(seed)
+        _, out = transform(image, mask)
+        out = out[0].numpy() > 0.5
+        count, labels = cv2.connectedComponents(out.astype(np.uint8))
+        disc = labels == labels[48, 48]  # reflect_101 may mirror copies into the corners
+        if border == "constant":
+            assert count == 2  # background and the disc, nothing else
+        assert aspect(disc) <= 1.1, f"seed {seed}: the disc became an ellipse"
+        ys, xs = np.nonzero(disc)
+        box = np.ptp(ys) + 1, np.ptp(xs) + 1
+        assert max(box) / min(box) <= 1.1
+        assert 0.45 * upright.sum() <= disc.sum() <= 1.05 * upright.sum()  # SafeRotate shrinks
+    assert aspect(upright) <= 1.05
+
+
+@pytest.mark.parametrize("border, corner", [("reflect_101", 1.0), ("constant", 0.0)])
+def test_the_rotation_border_fills_image_and_mask_alike(border, corner):
+    """A white picture filling its canvas, turned 45 degrees: the corners come from the border."""
+    transform = build_transform("full", image_size=32, pad_size=32, p=1.0, rotate_limit=(45, 45),
+                                rotate_border=border)
+    transform.reseed(0)
+    image, mask = transform(np.full((32, 32, 3), 255, np.uint8), np.ones((32, 32), bool))
+    grey = denormalise(image).mean(dim=0)
+    assert grey[0, 0] == pytest.approx(corner, abs=0.3) and mask[0, 0, 0] == corner
+    assert grey[16, 16] > 0.5 and mask[0, 16, 16] == 1
+
+
+def test_colour_jitter_leaves_the_black_padding_black():
+    """Photometric augmentation runs before padding: the canvas around the image stays black."""
+    transform = build_transform("full", image_size=32, pad_size=48, p=1.0, rotate_limit=0,
+                                rotate_border="constant")
+    image = np.full((24, 32, 3), 120, np.uint8)  # 24 x 32 -> rows 12..35 of 48
+    changed = 0
+    for seed in range(8):
+        transform.reseed(seed)
+        rgb = denormalise(transform(image, np.ones((24, 32), bool))[0])
+        assert rgb[:, :10].abs().max() < 1e-3 and rgb[:, 38:].abs().max() < 1e-3
+        changed += not torch.allclose(rgb[:, 24, 24], torch.tensor(120 / 255), atol=2e-3)
+    assert changed >= 6  # the jitter did act on the image itself
+
+
+def test_full_augment_defaults_are_the_params_defaults():
+    """build_transform's keyword defaults and `params.full_augment`'s are one set of numbers."""
+    defaults = {name: parameter.default
+                for name, parameter in inspect.signature(build_transform).parameters.items()
+                if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert defaults == dataclasses.asdict(FullAugmentConfig())
+
+
+def test_a_wrong_border_is_refused_by_name():
+    with pytest.raises(ConfigError, match="full_augment.rotate_border"):
+        build_transform("full", 32, 32, rotate_border="wrap")

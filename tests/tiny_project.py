@@ -18,7 +18,7 @@ from PIL import Image
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 TINY_PARAMS = {
-    "seed": 0,
+    "seeds": [0],
     "models": ["unet", "gunet"],
     "augments": ["minimal", "full"],
     "data": {"source": "synthetic", "image_size": 32, "pad_size": 32, "cache_images": True},
@@ -27,8 +27,7 @@ TINY_PARAMS = {
         "gunet": {"group": "p4", "filters": [2, 2, 4, 4], "norm_groups": 2},
     },
     "train": {"epochs": 2, "batch_size": 4, "lr": 0.01, "weight_decay": 0.01, "device": "cpu",
-              "workers": 0, "deterministic": True, "checkpoint_dir": ".cache/checkpoints",
-              "seed": 0},
+              "workers": 0, "deterministic": True, "checkpoint_dir": ".cache/checkpoints"},
 }
 
 

@@ -2,25 +2,40 @@
 
 Defaults come from `equiseg.config.SweepConfig`, so the command and the rotation_sweep stage
 sweep the same angles and levels unless told otherwise.
+
+Exit codes: 0 done (and every gate passed); 1 a gate (`--fail-under`, `--require-exact`) failed,
+with one line on stderr naming what; 2 bad input, with one `error:` line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from equiseg.analysis.audit import AuditOptions, run_audit
+from equiseg import __version__
+from equiseg.analysis.audit import EXACT_GROUPS, AuditOptions, gate_failures, run_audit
 from equiseg.analysis.perturbations import FAMILIES
+from equiseg.analysis.summary import GATE_METRICS
 from equiseg.config import SweepConfig
+from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from equiseg.errors import EquisegError, exit_on_user_error
-
-IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 EXAMPLE = """example:
   equiseg audit --model my_project.models:build_unet --weights unet.pth \\
       --images photos/ --masks masks/ --out audit/ --angle-step 15
   equiseg audit --model scripted.pt --images photos/ --out audit/ --perturb rotate,flip
+  equiseg audit --model monai.networks.nets:UNet --model-kwargs '{"spatial_dims": 2, \\
+      "in_channels": 3, "out_channels": 1, "channels": [8, 16, 32], "strides": [2, 2]}' \\
+      --weights unet.pth --images photos/ --out audit/ --fail-under consistency=0.95
+  equiseg audit --model segformer.pt2 --upsample --classes 2 --foreground-classes 1 ...
+
+gate figures (--fail-under NAME=VALUE):
+""" + "\n".join(f"  {name:15s} {text}" for name, (text, _) in GATE_METRICS.items()) + """
+
+exit codes: 0 done, every gate passed; 1 a gate failed (one line on stderr says which);
+2 bad input (one `error:` line on stderr).
 """
 
 
@@ -35,15 +50,50 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
+def _gate(text: str) -> tuple[str, float]:
+    name, _, value = text.partition("=")
+    try:
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE, e.g. consistency=0.95"
+                                         ) from None
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object like '{{\"classes\": 1}}'")
+    return value
+
+
+def _integers(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of class "
+                                         "indices") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one `error:` line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def _levels(values: list[list[float]] | None, default: tuple[float, ...]) -> tuple[float, ...]:
     return default if values is None else tuple(v for group in values for v in group)
 
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = SweepConfig()
-    parser = argparse.ArgumentParser(prog="equiseg", description="Equivariance tools for "
-                                     "segmentation models.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="equiseg", description="Equivariance tools for segmentation models.")
+    parser.add_argument("--version", action="version", version=f"equiseg {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     audit = commands.add_parser(
         "audit", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLE,
         help="how equivariant is a segmentation model? (rotations, flips, photometric changes)",
@@ -57,13 +107,34 @@ def build_parser() -> argparse.ArgumentParser:
     model = audit.add_argument_group("model")
     model.add_argument("--model", required=True, metavar="SPEC",
                        help="MODULE:FACTORY, path/to/file.py:FACTORY (a callable returning a "
-                            "torch.nn.Module), or a TorchScript / equiseg .pt file")
-    model.add_argument("--weights", type=Path, help="state dict to load into a FACTORY's model")
+                            "torch.nn.Module), a torch.export .pt2, an .onnx (needs onnxruntime), "
+                            "or a TorchScript / equiseg .pt file")
+    model.add_argument("--weights", type=Path, help="state dict to load into a FACTORY's model "
+                       "(without it the model keeps its random initial weights, and the report "
+                       "says so)")
+    model.add_argument("--model-kwargs", type=_json_object, default={}, metavar="JSON",
+                       help="keyword arguments for the FACTORY, a JSON object, e.g. "
+                            "'{\"encoder_weights\": null, \"classes\": 1}'")
+    model.add_argument("--seed", type=int, default=0,
+                       help="seed for a FACTORY's random initialisation (default: 0)")
     model.add_argument("--output", choices=("logits", "probs"), default="logits",
                        help="what the model returns (default: logits)")
+    model.add_argument("--output-key", metavar="NAME",
+                       help="dict key or attribute holding the scores (default: a tensor as it "
+                            "is, a dict's 'out' or 'logits', an object's .logits, a tuple's "
+                            "first element)")
+    model.add_argument("--upsample", action="store_true",
+                       help="resize outputs smaller than the input by a whole factor (e.g. "
+                            "SegFormer's quarter size) bilinearly to the input's size")
     model.add_argument("--classes", type=int, default=1,
                        help="output channels: 1 = foreground (sigmoid, > 0.5); K > 1 = "
                             "exclusive classes (softmax, argmax) (default: 1)")
+    model.add_argument("--foreground-classes", type=_integers, metavar="K[,K...]",
+                       help="score a --classes K model as foreground/background: foreground = "
+                            "argmax in these classes; masks are then binary (or Leeds)")
+    model.add_argument("--symmetrize", choices=EXACT_GROUPS,
+                       help="also audit the model averaged over p4 (4 rotations) or p4m (and "
+                            "mirrors), side by side with the original")
     model.add_argument("--normalise", choices=("imagenet", "none"), default="imagenet",
                        help="input normalisation of pixel values in [0, 1] (default: imagenet)")
     model.add_argument("--mean", type=_numbers, help="per-channel mean, e.g. 0.5,0.5,0.5 "
@@ -91,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
         sweep.add_argument(f"--{name}", type=_numbers, nargs="+", metavar="LEVELS",
                            help=f"levels, comma- or space-separated (default: {levels})")
     run = audit.add_argument_group("run")
-    run.add_argument("--out", type=Path, required=True, help="output folder (replaced whole)")
+    run.add_argument("--out", type=Path, required=True,
+                     help="output folder: new, empty, or an earlier audit's (replaced whole); "
+                          "anything else is refused")
     run.add_argument("--batch-size", type=int, default=defaults.batch_size,
                      help=f"perturbed copies per forward pass (default: {defaults.batch_size})")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
@@ -100,26 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
                           "model that reshapes with .view may refuse it (the rotation_sweep stage "
                           "uses it for our U-Nets)")
     run.add_argument("--atol", type=float, default=defaults.exact_atol,
-                     help="largest probability difference still called exact "
+                     help="absolute part of the exactness tolerance on raw outputs "
                           f"(default: {defaults.exact_atol:g})")
+    run.add_argument("--rtol", type=float, default=defaults.exact_rtol,
+                     help="relative part: exact when every |raw difference| <= atol + rtol x the "
+                          f"largest |raw output| (default: {defaults.exact_rtol:g})")
+    gate = audit.add_argument_group("CI gate (exit code 1 when failed)")
+    gate.add_argument("--fail-under", type=_gate, action="append", default=[],
+                      metavar="NAME=VALUE", help="fail when the figure NAME is below VALUE; "
+                      f"repeatable; NAME from {', '.join(GATE_METRICS)} (see below)")
+    gate.add_argument("--require-exact", nargs="?", const="p4", choices=EXACT_GROUPS,
+                      help="fail unless exact at 90-degree multiples (p4, the default) and also "
+                           "for flips (p4m)")
     run.add_argument("--worst", type=int, default=3, help="least consistent images to show")
     return parser
-
-
-def _device(requested: str) -> str:
-    import torch
-
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        mps = getattr(torch.backends, "mps", None)
-        return "mps" if mps is not None and mps.is_available() else "cpu"
-    try:
-        torch.empty(0, device=requested)
-    except (RuntimeError, AssertionError) as err:
-        raise EquisegError(f"--device {requested}: not available here ({str(err).splitlines()[0]}); "
-                           "use auto or cpu") from None
-    return requested
 
 
 def options_from_args(args: argparse.Namespace) -> AuditOptions:
@@ -133,21 +200,46 @@ def options_from_args(args: argparse.Namespace) -> AuditOptions:
             raise EquisegError(f"{flag} is {value}; it must be at least {low}")
     if not 0 < args.angle_step <= 360:
         raise EquisegError(f"--angle-step is {args.angle_step:g}; give a number in (0, 360]")
-    mean, std = IMAGENET if args.normalise == "imagenet" else ((0.0,) * 3, (1.0,) * 3)
+    for flag, value in (("--atol", args.atol), ("--rtol", args.rtol)):
+        if value < 0:
+            raise EquisegError(f"{flag} is {value:g}; give a number >= 0")
+    imagenet = (tuple(IMAGENET_MEAN), tuple(IMAGENET_STD))
+    mean, std = imagenet if args.normalise == "imagenet" else ((0.0,) * 3, (1.0,) * 3)
     std = tuple(args.std) if args.std else std
     if any(s <= 0 for s in std):
         raise EquisegError(f"--std has a value <= 0 ({std}); give positive numbers")
     return AuditOptions(
-        model=args.model, weights=args.weights, images=args.images, masks=args.masks,
+        model=args.model, weights=args.weights, model_kwargs=args.model_kwargs, seed=args.seed,
+        images=args.images, masks=args.masks,
         out=args.out, perturb=args.perturb, angle_step=args.angle_step,
         brightness=_levels(args.brightness, defaults.brightness),
         contrast=_levels(args.contrast, defaults.contrast),
         noise=_levels(args.noise, defaults.noise),
         size=args.size, pad_size=args.pad_size, multiple=args.multiple,
         mean=tuple(args.mean) if args.mean else mean, std=std,
-        output=args.output, classes=args.classes, batch_size=args.batch_size,
-        device=_device(args.device), channels_last=args.channels_last,
-        max_images=args.max_images, atol=args.atol, worst=args.worst)
+        output=args.output, output_key=args.output_key, upsample=args.upsample,
+        classes=args.classes, foreground_classes=args.foreground_classes,
+        batch_size=args.batch_size, device=_device(args.device),
+        channels_last=args.channels_last, max_images=args.max_images, atol=args.atol,
+        rtol=args.rtol, worst=args.worst, symmetrize=args.symmetrize,
+        fail_under=tuple(args.fail_under), require_exact=args.require_exact)
+
+
+def _device(requested: str) -> str:
+    """The device for `--device` (auto: cuda, then mps, then cpu), via the training's choice."""
+    import torch
+
+    from equiseg.train.devices import select_device
+
+    try:
+        device = select_device(requested)
+        torch.empty(0, device=device)
+    except EquisegError:
+        raise EquisegError(f"--device {requested}: not available here; use auto or cpu") from None
+    except (RuntimeError, AssertionError, ValueError) as err:
+        raise EquisegError(f"--device {requested}: not available here "
+                           f"({str(err).splitlines()[0]}); use auto or cpu") from None
+    return str(device)
 
 
 @exit_on_user_error
@@ -157,14 +249,24 @@ def main(argv: list[str] | None = None) -> int:
         from equiseg.report.offline_plots import ensure_offline_plots_template
 
         written = ensure_offline_plots_template(Path.cwd())
-        print(written if written else "no .dvc folder here: run in the project root")
+        if written is None:
+            raise EquisegError("no .dvc folder here; run `equiseg plots-template` in the "
+                               "project root")
+        print(f"wrote {written}; `dvc plots show` now renders offline")
         return 0
-    if args.command == "audit":
-        summary = run_audit(options_from_args(args))
-        rotate = summary["perturbations"].get("rotate", {})
-        print(json.dumps({"out": str(args.out), "images": summary["images"],
-                          "images_per_second": summary["images_per_second"],
-                          "exact_at_90_multiples": rotate.get("exact_at_90_multiples"),
-                          "worst_rotation": rotate.get("worst_level")}))
+    options = options_from_args(args)
+    summary = run_audit(options)
+    rotate = summary["perturbations"].get("rotate", {})
+    failures = gate_failures(summary, options)
+    print(json.dumps({"out": str(args.out), "images": summary["images"],
+                      "images_per_second": summary["images_per_second"],
+                      "exact_at_90_multiples": rotate.get("exact_at_90_multiples"),
+                      "worst_rotation": rotate.get("worst_level"),
+                      "degenerate_images": summary["degenerate_images"],
+                      "weights_loaded": summary["weights_loaded"],
+                      "gate": "failed" if failures else "passed"}))
+    if failures:
+        print(f"gate failed: {'; '.join(failures)}", file=sys.stderr)
+        return 1
     return 0
 

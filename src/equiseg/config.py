@@ -26,16 +26,28 @@ ORIENTATIONS = ("upright", "uniform")
 GROUP_POOLS = ("mean", "max")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 SCHEDULES = ("constant", "onecycle")
-PERTURBATIONS = ("rotate", "flip", "brightness", "contrast", "noise")
+ROT90_PROTOCOLS = ("uniform", "seed")
+BORDERS = ("reflect_101", "constant")
 
 
 class ConfigError(EquisegError):
     """A parameter is missing or has a wrong value; the message names the key."""
 
 
-def _fail(key: str, problem: str, allowed: str = "") -> None:
+def param_error(key: str, problem: str, allowed: str = "") -> ConfigError:
+    """The one format of a parameter error: `params: 'key' <problem> (allowed: ...)`."""
     hint = f" (allowed: {allowed})" if allowed else ""
-    raise ConfigError(f"params: '{key}' {problem}{hint}")
+    return ConfigError(f"params: '{key}' {problem}{hint}")
+
+
+def _fail(key: str, problem: str, allowed: str = "") -> None:
+    raise param_error(key, problem, allowed)
+
+
+def run_name(model: str, augment: str, seed: int | None = None) -> str:
+    """How a trained run is named in files: `unet-minimal` over all seeds, `unet-minimal-seed0`
+    for one replicate."""
+    return f"{model}-{augment}" if seed is None else f"{model}-{augment}-seed{seed}"
 
 
 def check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -48,6 +60,11 @@ def check_positive(key: str, value: Any, kind: type = int) -> None:
         _fail(key, f"must be a {'number' if kind is float else 'whole number'}, got {value!r}")
     if value <= 0:
         _fail(key, f"must be positive, got {value!r}")
+
+
+def check_seed(key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        _fail(key, f"is {value!r}", "a whole number >= 0")
 
 
 def check_divisible_by_16(key: str, value: Any) -> None:
@@ -173,7 +190,6 @@ class TrainConfig:
     channels_last: bool = True
     deterministic: bool = True
     checkpoint_dir: str = ".cache/checkpoints"
-    seed: int = 0
 
     def validate(self) -> None:
         check_positive("train.epochs", self.epochs)
@@ -191,11 +207,59 @@ class TrainConfig:
         for key in ("bf16", "bf16_cpu", "channels_last", "deterministic"):
             if not isinstance(getattr(self, key), bool):
                 _fail(f"train.{key}", f"is {getattr(self, key)!r}", "true or false")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            _fail("train.seed", f"is {self.seed!r}", "a whole number >= 0")
         if not isinstance(self.checkpoint_dir, str) or not self.checkpoint_dir.strip():
             _fail("train.checkpoint_dir", f"is {self.checkpoint_dir!r}",
                   "a folder path outside DVC's outputs, e.g. .cache/checkpoints")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """How validation images are turned when a model is scored (the evaluate stage and training's
+    per-epoch validation).
+
+    `rot90`: `uniform` turns every image by k*90 degrees with k uniform in 0..3 (a quarter of the
+    images upright: the stricter test); `seed` is the seed's protocol, albumentations 1.x
+    `RandomRotate90()` with its default p=0.5 (62.5% of the images upright). `rot90_seed` fixes
+    which image gets which turn, the same in every epoch and every run.
+    """
+
+    rot90: str = "uniform"
+    rot90_seed: int = 0
+
+    def validate(self) -> None:
+        check_choice("evaluate.rot90", self.rot90, ROT90_PROTOCOLS)
+        check_seed("evaluate.rot90_seed", self.rot90_seed)
+
+
+@dataclass(frozen=True)
+class FullAugmentConfig:
+    """The `full` augmentation, with the seed's albumentations 1.x defaults: ColorJitter(0.2, 0.2,
+    0.2, 0.2), RandomBrightnessContrast(0.2, 0.2) and SafeRotate(90, reflect-101 border), each
+    applied with probability `p`. Rotation happens on the square canvas, so x and y scale alike."""
+
+    jitter_brightness: float = 0.2
+    jitter_contrast: float = 0.2
+    jitter_saturation: float = 0.2
+    jitter_hue: float = 0.2
+    brightness_limit: float = 0.2
+    contrast_limit: float = 0.2
+    rotate_limit: float = 90.0
+    rotate_border: str = "reflect_101"
+    p: float = 0.5
+
+    def validate(self) -> None:
+        for key in ("jitter_brightness", "jitter_contrast", "jitter_saturation", "jitter_hue",
+                    "brightness_limit", "contrast_limit", "rotate_limit", "p"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                _fail(f"full_augment.{key}", f"is {value!r}", "a number >= 0")
+        if self.jitter_hue > 0.5:
+            _fail("full_augment.jitter_hue", f"is {self.jitter_hue}", "a number in [0, 0.5]")
+        if self.p > 1:
+            _fail("full_augment.p", f"is {self.p}", "a probability in [0, 1]")
+        if self.rotate_limit > 180:
+            _fail("full_augment.rotate_limit", f"is {self.rotate_limit}", "degrees in [0, 180]")
+        check_choice("full_augment.rotate_border", self.rotate_border, BORDERS)
 
 
 @dataclass(frozen=True)
@@ -212,7 +276,10 @@ class SweepConfig:
     max_images: int = 0  # 0 = the whole validation set
     gif: bool = True
     samples: int = 4  # validation images in the sample grid
-    exact_atol: float = 1e-4  # "exactly equivariant": every probability within this of the reference
+    # "exactly equivariant": every raw output within exact_atol + exact_rtol * (largest |raw
+    # output|) of the reference's, for every image (judged on logits, not thresholded masks)
+    exact_atol: float = 1e-4
+    exact_rtol: float = 1e-4
     channels_last: bool = True  # NHWC inference: faster for our U-Nets on CPU and GPU
 
     def validate(self) -> None:
@@ -227,6 +294,9 @@ class SweepConfig:
         if not isinstance(self.samples, int) or self.samples < 0:
             _fail("sweep.samples", f"is {self.samples!r}", "a whole number >= 0")
         check_positive("sweep.exact_atol", self.exact_atol, float)
+        if (isinstance(self.exact_rtol, bool) or not isinstance(self.exact_rtol, (int, float))
+                or not 0 <= self.exact_rtol < 1):
+            _fail("sweep.exact_rtol", f"is {self.exact_rtol!r}", "a number in [0, 1)")
         for key in ("brightness", "contrast", "noise"):
             levels = getattr(self, key)
             if isinstance(levels, str) or not all(
@@ -242,15 +312,23 @@ class Params:
     """The whole of params.yaml, validated."""
 
     profile: str = "quick"
-    seed: int = 0
+    seeds: tuple[int, ...] = (0,)  # training replicates: the train matrix runs each
     models: tuple[str, ...] = ("unet", "gunet")
     augments: tuple[str, ...] = AUGMENT_NAMES
     data: DataConfig = field(default_factory=DataConfig)
     architectures: dict[str, ArchitectureConfig] = field(default_factory=dict)
+    full_augment: FullAugmentConfig = field(default_factory=FullAugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
 
     def validate(self) -> None:
+        if isinstance(self.seeds, (str, int)) or not self.seeds:
+            _fail("seeds", f"is {self.seeds!r}", "a non-empty list of whole numbers >= 0, e.g. [0, 1, 2]")
+        for i, seed in enumerate(self.seeds):
+            check_seed(f"seeds[{i}]", seed)
+        if len(set(self.seeds)) < len(self.seeds):
+            _fail("seeds", f"is {list(self.seeds)}, which repeats a seed", "distinct seeds")
         if isinstance(self.models, str) or not self.models:
             _fail("models", f"is {self.models!r}", "a non-empty list of " + ", ".join(MODEL_NAMES))
         for i, name in enumerate(self.models):
@@ -265,7 +343,9 @@ class Params:
             check_choice("architectures", name, MODEL_NAMES)
             arch.validate(f"architectures.{name}")
         self.data.validate()
+        self.full_augment.validate()
         self.train.validate()
+        self.evaluate.validate()
         self.sweep.validate()
 
     def architecture(self, model: str) -> ArchitectureConfig:
@@ -306,6 +386,8 @@ _NESTED = {
     (Params, "data"): DataConfig,
     (Params, "train"): TrainConfig,
     (Params, "sweep"): SweepConfig,
+    (Params, "evaluate"): EvaluateConfig,
+    (Params, "full_augment"): FullAugmentConfig,
     (DataConfig, "synthetic"): SyntheticConfig,
 }
 

@@ -1,2 +1,3 @@
 """Measuring equivariance of any predict function: geometry (rotate/unrotate, valid regions),
-perturbations, metrics, the sweep over images, its one summary, and the audit's orchestration."""
+perturbations, metrics, the sweep over images, its one summary (`summary`), and the audit's
+orchestration with its model loading and output adapters."""

@@ -3,8 +3,9 @@
 Both produce `SweepImage`s in pixel units [0, 1] on a square canvas with the footprint of the
 image on it, so `equiseg.analysis.sweep` treats them alike. The validation images go through the
 pipeline's own preprocessing (`equiseg.data.transforms`, as in training and evaluation); a folder's
-images are read with Pillow, optionally resized (longest side, OpenCV INTER_AREA like the
-pipeline) and centred on a canvas whose side is a multiple the model needs.
+images are read with Pillow, optionally resized by the pipeline's one resize
+(`equiseg.data.preprocessing`: longest side, masks resized like their image) and centred on a
+canvas whose side is a multiple the model needs.
 
 Folder masks are matched to images by stem (`<stem>.png` or Leeds-style `<stem>_seg0.png`).
 A palette mask holding only indices 0..3 is read the Leeds way (1 and 3 are foreground); any other
@@ -28,6 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from equiseg.analysis.geometry import footprint, pad_to_square
 from equiseg.analysis.sweep import SweepImage
 from equiseg.config import ConfigError
+from equiseg.data.preprocessing import resize_image, resize_labels, resize_mask
 from equiseg.errors import EquisegError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -177,16 +179,6 @@ def read_mask(path: Path, classes: int) -> np.ndarray:
     return values > (top // 2 if top > 1 else 0)
 
 
-def _resize(array: np.ndarray, size: int, nearest: bool) -> np.ndarray:
-    import cv2
-
-    height, width = array.shape[:2]
-    scale = size / max(height, width)
-    shape = (max(1, round(width * scale)), max(1, round(height * scale)))
-    interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
-    return cv2.resize(array, shape, interpolation=interpolation)
-
-
 def canvas_side(height: int, width: int, pad_size: int, multiple: int) -> int:
     """The square canvas: `pad_size` if set, else the longest side rounded up to `multiple`."""
     longest = max(height, width)
@@ -211,10 +203,11 @@ def load_image(entry: ImageFile, classes: int, size: int = 0, pad_size: int = 0,
             raise EquisegError(f"{entry.mask}: mask is {labels.shape[1]}x{labels.shape[0]} but "
                                f"its image is {rgb.shape[1]}x{rgb.shape[0]}; masks must match "
                                "their image's size")
-    if size:
-        rgb = _resize(rgb, size, nearest=False)
+    if size:  # the pipeline's one resize: masks stay on their images
+        rgb = resize_image(rgb, size)
         if labels is not None:
-            labels = _resize(labels.astype(np.uint8), size, nearest=True).astype(labels.dtype)
+            labels = (resize_labels(labels, size, classes) if classes > 1
+                      else resize_mask(labels, size))
     height, width = rgb.shape[:2]
     side = canvas_side(height, width, pad_size, multiple)
     image = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0

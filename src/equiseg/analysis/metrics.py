@@ -8,6 +8,9 @@ IoU ("mean IoU"). Both are reported, named as such.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -49,7 +52,7 @@ def per_image_iou(pred: Tensor, target: Tensor, valid: Tensor | None = None) -> 
 # the image's own content. Probability maps are (B, K, H, W) in [0, 1]; a figure averages over
 # the K channels too. An image without a single valid pixel gets NaN (nothing was compared).
 
-PSNR_CAP_DB = 100.0  # identical maps (MSE 0) score this instead of infinity; float noise lands here
+PSNR_CAP_DB = 100.0  # identical maps (MSE 0) score this, not infinity; float noise lands here too
 
 
 def consistency_iou(mask_a: Tensor, mask_b: Tensor, valid: Tensor | None = None) -> Tensor:
@@ -67,17 +70,30 @@ def per_class_iou(mask_a: Tensor, mask_b: Tensor, valid: Tensor | None = None) -
 def _valid_mean(values: Tensor, valid: Tensor | None) -> Tensor:
     """Mean over channels and valid pixels of (B, K, H, W) values, as (B,) float64."""
     values = values.double()
+    count = valid_count(values, valid)
     if valid is None:
         return values.flatten(1).mean(dim=1)
-    weight = valid.expand_as(values).double()
-    count = weight.flatten(1).sum(dim=1)
-    total = (values * weight).flatten(1).sum(dim=1)
+    total = (values * valid.expand_as(values).double()).flatten(1).sum(dim=1)
     return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(count, float("nan")))
+
+
+def valid_count(values: Tensor, valid: Tensor | None) -> Tensor:
+    """How many (channel, pixel) entries of each image (B,) a valid-region mean averages over."""
+    if valid is None:
+        return torch.full((values.shape[0],), float(values[0].numel()), dtype=torch.float64,
+                          device=values.device)
+    return valid.expand_as(values).double().flatten(1).sum(dim=1)
 
 
 def mean_abs_difference(probs_a: Tensor, probs_b: Tensor, valid: Tensor | None = None) -> Tensor:
     """Mean absolute difference (B,) of two probability maps inside `valid`."""
     return _valid_mean((probs_a - probs_b).abs(), valid)
+
+
+def mean_squared_difference(probs_a: Tensor, probs_b: Tensor,
+                            valid: Tensor | None = None) -> Tensor:
+    """Mean squared difference (B,) of two probability maps inside `valid` (NaN if none valid)."""
+    return _valid_mean((probs_a - probs_b).square(), valid)
 
 
 def max_abs_difference(probs_a: Tensor, probs_b: Tensor, valid: Tensor | None = None) -> Tensor:
@@ -88,13 +104,44 @@ def max_abs_difference(probs_a: Tensor, probs_b: Tensor, valid: Tensor | None = 
     return diff.flatten(1).amax(dim=1)
 
 
-def psnr_db(probs_a: Tensor, probs_b: Tensor, valid: Tensor | None = None, peak: float = 1.0,
-            cap: float = PSNR_CAP_DB) -> Tensor:
-    """PSNR (B,) in dB between two probability maps inside `valid`, capped at `cap`.
+def max_abs_value(values: Tensor, valid: Tensor | None = None) -> Tensor:
+    """Largest magnitude (B,) inside `valid`: the scale a relative tolerance is taken of."""
+    return max_abs_difference(values, torch.zeros_like(values), valid)
 
-    10 log10(peak^2 / MSE), the figure of StyleGAN3's EQ-T/EQ-R: higher is more equivariant;
-    20 dB is a mean squared difference of 0.01, `cap` (100 dB) means identical to float noise.
-    """
-    mse = _valid_mean((probs_a - probs_b).square(), valid)
+
+def psnr_from_mse(mse: Tensor | float, peak: float = 1.0, cap: float = PSNR_CAP_DB) -> Tensor:
+    """10 log10(peak^2 / MSE) in dB, at most `cap` (so MSE 0 gives `cap`); NaN stays NaN."""
+    mse = torch.as_tensor(mse, dtype=torch.float64)
     db = 10.0 * torch.log10(peak**2 / mse.clamp(min=peak**2 * 10.0 ** (-cap / 10.0)))
     return torch.where(torch.isnan(mse), mse, db.clamp(max=cap))
+
+
+def psnr_db(probs_a: Tensor, probs_b: Tensor, valid: Tensor | None = None, peak: float = 1.0,
+            cap: float = PSNR_CAP_DB) -> Tensor:
+    """PSNR (B,) in dB between two probability maps inside `valid`, one value per image.
+
+    10 log10(peak^2 / MSE): higher is more equivariant; 20 dB is a mean squared difference of
+    0.01. Identical maps (MSE 0, or float noise below 10^(-cap/10)) score `cap`
+    (`PSNR_CAP_DB`, 100 dB), never infinity. Over a set of images, the mean of these per-image
+    values is not StyleGAN3's EQ-R figure: that one pools the squared errors first
+    (`pooled_psnr_db`).
+    """
+    return psnr_from_mse(mean_squared_difference(probs_a, probs_b, valid), peak, cap)
+
+
+def pooled_psnr_db(mse: Sequence[float] | Tensor, counts: Sequence[float] | Tensor,
+                   peak: float = 1.0, cap: float = PSNR_CAP_DB) -> float:
+    """Set-level PSNR as StyleGAN3's EQ-T/EQ-R: 10 log10(peak^2 / MSE over all valid pixels of
+    all images), from each image's MSE and its count of valid pixels; capped at `cap`.
+
+    Two images of equal size at MSE 1e-2 and 1e-4: 23.0 dB pooled, where the mean of their
+    PSNRs is 30.0 dB (the pooled figure is dominated by the worst image).
+    Images without a valid pixel (NaN MSE) are left out; NaN if none is left.
+    """
+    mse = torch.as_tensor(np.array(mse, dtype=np.float64)).reshape(-1)
+    counts = torch.as_tensor(np.array(counts, dtype=np.float64)).reshape(-1)
+    keep = ~torch.isnan(mse) & (counts > 0)
+    if not bool(keep.any()):
+        return float("nan")
+    pooled = (mse[keep] * counts[keep]).sum() / counts[keep].sum()
+    return float(psnr_from_mse(pooled, peak, cap))

@@ -2,23 +2,34 @@
 
 Accepted:
 - `package.module:factory`: an importable callable (a function or a class) that returns a
-  module when called without arguments; `factory` may be dotted (`module:Class.build`).
-  The current folder is importable, as with `python -m`.
+  module, called with `--model-kwargs` (a JSON object) as keyword arguments, after seeding
+  torch's random generator with `--seed` so random initialisation is the same every run;
+  `factory` may be dotted (`module:Class.build`). The current folder is importable, as with
+  `python -m`. Example: `monai.networks.nets:UNet` with
+  `--model-kwargs '{"spatial_dims": 2, "in_channels": 3, "out_channels": 1, ...}'`.
 - `path/to/file.py:factory`: the same, from a file that need not be on the import path.
+- `model.pt2`: a program saved by `torch.export.save`; run as `torch.export.load(path).module()`
+  (never switched with `.eval()`: it runs in the mode it was exported in).
+- `model.onnx`: an ONNX model run with onnxruntime (the optional extra `equiseg[onnx]`), on the
+  CPU; export it with a dynamic batch axis.
 - `model.pt`: a TorchScript file (`torch.jit.save`), or a model saved by `equiseg` training
-  (`equiseg.nn.models.save_trained`).
+  (`equiseg.nn.models.save_trained`). A whole pickled model (`torch.save(model)`) is refused:
+  unpickling runs arbitrary code, and needs the model's class anyway.
 `--weights FILE` loads a state dict (plain, or under a 'state_dict' or 'model' key; a
 'module.' prefix from DistributedDataParallel is dropped) into a factory's module, strictly.
+Without it a factory's model keeps its initial weights, and `LoadedModel.weights_loaded` says so.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import sys
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +41,16 @@ from equiseg.errors import EquisegError
 
 class ModelLoadError(EquisegError):
     """The model spec, its factory or its weights cannot be turned into a module."""
+
+
+@dataclass
+class LoadedModel:
+    """The module, what kind of file or factory it came from, and whether trained weights were
+    loaded (False: a factory's random initialisation)."""
+
+    module: nn.Module
+    kind: str  # 'factory', 'torch.export', 'onnx', 'torchscript', 'equiseg'
+    weights_loaded: bool
 
 
 def _first_line(err: BaseException) -> str:
@@ -140,41 +161,132 @@ def _load_torchscript(path: Path, map_location: str | torch.device) -> nn.Module
                              "save it again with torch.jit.save") from None
 
 
-def _load_file(path: Path, map_location: str | torch.device) -> nn.Module:
+class OnnxModel(nn.Module):
+    """An ONNX model run by onnxruntime on the CPU, as a module: tensor in, tensor(s) out.
+
+    One output comes back as a tensor, several as a dict by output name (choose one with
+    `--output-key`); results go back to the input's device.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ModelLoadError(f"{path}: running ONNX models needs onnxruntime; install it with "
+                                 "`pip install 'equiseg[onnx]'` (or `pip install onnxruntime`)"
+                                 ) from None
+        try:
+            self.session = onnxruntime.InferenceSession(str(path),
+                                                        providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ModelLoadError(f"{path}: onnxruntime cannot load it ({_first_line(err)}); "
+                                 "export it again with torch.onnx.export") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        array = x.detach().float().cpu().contiguous().numpy()
+        outputs = self.session.run(None, {self.input_name: array})
+        tensors = [torch.from_numpy(o).to(x.device) for o in outputs]
+        return tensors[0] if len(tensors) == 1 else dict(zip(self.output_names, tensors))
+
+
+def _load_exported(path: Path, map_location: str | torch.device) -> nn.Module:
+    # torch logs why loading failed, traceback and all, on its own handler; catch it instead,
+    # so the reason comes back in our one line
+    logger = logging.getLogger("torch.export")
+    records: list[logging.LogRecord] = []
+    catch = logging.Handler()
+    catch.emit = records.append  # type: ignore[method-assign]
+    handlers, logger.handlers = logger.handlers, [catch]
+    try:
+        program = torch.export.load(str(path))
+    except Exception as err:  # noqa: BLE001 - a foreign or corrupt archive fails in many ways
+        causes = [str(r.exc_info[1]) for r in records if r.exc_info and r.exc_info[1]]
+        unregistered = next((c for c in causes if "pytree is not registered" in c), None)
+        if unregistered:
+            raise ModelLoadError(f"{path}: its output is a type this Python cannot rebuild "
+                                 f"({unregistered.strip()[:160]}); export a wrapper that returns "
+                                 "a tensor (e.g. model(x).logits)") from None
+        reason = causes[0].strip().splitlines()[0][:160] if causes else _first_line(err)
+        raise ModelLoadError(f"{path}: not a program saved by torch.export.save ({reason}); "
+                             "save it again with torch.export.save") from None
+    finally:
+        logger.handlers = handlers
+    return program.module().to(map_location)
+
+
+def _not_a_model(path: Path, err: BaseException) -> ModelLoadError:
+    text = str(err)
+    if "Unsupported global" in text:  # a pickle that names classes to rebuild: a whole model
+        return ModelLoadError(
+            f"{path}: holds a whole pickled model (torch.save(model)), which equiseg does not "
+            "unpickle (it would run arbitrary code); save model.state_dict() and pass --model "
+            "MODULE:FACTORY --weights FILE, or save it with torch.export.save / torch.jit.save")
+    try:
+        _state_dict(path, "cpu")
+        return ModelLoadError(f"{path}: holds only weights (a state dict); pass --model "
+                              f"MODULE:FACTORY --weights {path}")
+    except ModelLoadError:
+        pass
+    return ModelLoadError(f"{path}: not a model file equiseg reads (a torch.export .pt2, an "
+                          ".onnx, a TorchScript file or a model saved by equiseg); pass one of "
+                          "those, or MODULE:FACTORY")
+
+
+def _load_file(path: Path, map_location: str | torch.device) -> LoadedModel:
     if not path.is_file():
         raise ModelLoadError(f"{path}: model file not found; pass MODULE:FACTORY, "
-                             "path/to/file.py:FACTORY or a TorchScript file")
+                             "path/to/file.py:FACTORY, or a .pt2, .onnx or TorchScript file")
+    if path.suffix == ".pt2":
+        return LoadedModel(_load_exported(path, map_location), "torch.export", True)
+    if path.suffix == ".onnx":
+        return LoadedModel(OnnxModel(path), "onnx", True)
     scripted = _load_torchscript(path, map_location)
     if scripted is not None:
-        return scripted
+        return LoadedModel(scripted.eval(), "torchscript", True)
     from equiseg.nn.models import load_trained
 
     try:
         model, _ = load_trained(path, map_location=map_location)
-    except EquisegError:
-        raise ModelLoadError(f"{path}: neither a TorchScript file nor a model saved by equiseg; "
-                             "save it with torch.jit.save or pass MODULE:FACTORY") from None
-    return model
+    except Exception as err:  # noqa: BLE001 - unpickling a foreign file raises many kinds
+        raise _not_a_model(path, err) from None
+    return LoadedModel(model, "equiseg", True)
 
 
-def load_model(spec: str, weights: str | Path | None = None,
-               map_location: str | torch.device = "cpu") -> nn.Module:
-    """The module named by `spec`, with `weights` loaded if given, in eval mode on `map_location`."""
+def load_model_info(spec: str, weights: str | Path | None = None,
+                    map_location: str | torch.device = "cpu",
+                    kwargs: Mapping[str, Any] | None = None, seed: int = 0) -> LoadedModel:
+    """The module named by `spec` (see the module's docstring), on `map_location`, in eval mode
+    (except exported programs), with `weights` loaded if given."""
     path = Path(spec)
-    if ":" not in spec or (path.suffix in (".pt", ".pth", ".ts") and path.is_file()):
-        if weights is not None:
-            raise ModelLoadError(f"--weights applies to MODULE:FACTORY models; {spec} already "
-                                 "holds its weights")
-        return _load_file(path, map_location).eval()
+    is_file = path.suffix in (".pt", ".pth", ".ts", ".pt2", ".onnx") and path.is_file()
+    if ":" not in spec or is_file:
+        for flag, given in (("--weights", weights is not None), ("--model-kwargs", bool(kwargs))):
+            if given:
+                raise ModelLoadError(f"{flag} applies to MODULE:FACTORY models; {spec} is a "
+                                     "saved model that already holds its weights and settings")
+        return _load_file(path, map_location)
     factory = resolve_factory(spec)
+    torch.manual_seed(seed)
     try:
-        model = factory()
+        model = factory(**dict(kwargs or {}))
     except Exception as err:  # noqa: BLE001 - a user's factory can raise anything
+        hint = "check --model-kwargs against its signature" if kwargs else \
+            "pass its arguments with --model-kwargs '{\"name\": value}'"
         raise ModelLoadError(f"--model {spec}: calling the factory failed ({_first_line(err)}); "
-                             "it must build the model without arguments") from None
+                             f"{hint}") from None
     if not isinstance(model, nn.Module):
         raise ModelLoadError(f"--model {spec}: the factory returned a {type(model).__name__}, "
                              "not a torch.nn.Module")
     if weights is not None:
         load_weights(model, weights, map_location)
-    return model.to(map_location).eval()
+    return LoadedModel(model.to(map_location).eval(), "factory", weights is not None)
+
+
+def load_model(spec: str, weights: str | Path | None = None,
+               map_location: str | torch.device = "cpu",
+               kwargs: Mapping[str, Any] | None = None, seed: int = 0) -> nn.Module:
+    """The module of `load_model_info`."""
+    return load_model_info(spec, weights, map_location, kwargs, seed).module

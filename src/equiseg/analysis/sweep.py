@@ -1,4 +1,4 @@
-"""Perturbation sweeps of any predict function over any images, and their summaries.
+"""Perturbation sweeps of any predict function over any images.
 
 One code path serves the `rotation_sweep` stage and `equiseg audit`, so their numbers cannot drift
 apart. For every image: predict on the image itself (the reference) and on each perturbed copy
@@ -8,14 +8,24 @@ apart. For every image: predict on the image itself (the reference) and on each 
   (label-free: a perfectly equivariant/invariant model scores 1.0);
 - `mad`, `psnr_db`, `max_abs_diff`: mean absolute difference, PSNR (dB, capped at
   `metrics.PSNR_CAP_DB`) and largest difference of the probability maps, inside the valid region;
-- `iou_gt`: IoU of the restored mask and the ground truth over the whole (unpadded) image, as in
-  the seed's protocol (NaN without a ground truth).
+  `mse` and `valid_pixels` let the summary pool squared errors over a set (EQ-R);
+- `max_abs_diff_raw`, `raw_scale`: the same largest difference on the model's raw output (logits)
+  and the largest raw magnitude, for the exactness test with a relative tolerance;
+- `iou_gt`: IoU of the restored mask and the ground truth over the image where it stayed on the
+  canvas (the valid region: at 0 and at multiples of 90 degrees the whole unpadded image, as in
+  the seed's protocol; at other angles the corners that left a tight canvas are not scored,
+  since no model could predict them) (NaN without a ground truth);
+- `degenerate`, `degenerate_reason`: the prediction on this image, or on this perturbed copy, is
+  (nearly) empty, (nearly) everywhere, or mostly hovering at the decision threshold, so its
+  consistency says little (two empty masks agree perfectly).
 
 Outputs are probabilities (B, K, H, W). One channel: foreground = p > 0.5. Several channels are
 mutually exclusive classes (softmax): the mask of class k is argmax == k, IoUs are per class and
 averaged over classes (background included, 1.0 for a class absent from both masks).
 Restored probability maps are de-rotated bilinearly and thresholded afterwards (thresholded
 bilinear), the seed's "rotate the mask back" up to boundary pixels; exact at multiples of 90.
+
+The set statistics, tables and summaries live in `equiseg.analysis.summary` (re-exported here).
 """
 
 from __future__ import annotations
@@ -28,8 +38,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from equiseg.analysis.metrics import max_abs_difference, mean_abs_difference, per_class_iou, psnr_db
+from equiseg.analysis.adapters import ModelOutputError, OutputAdapter
+from equiseg.analysis.metrics import (
+    max_abs_difference,
+    max_abs_value,
+    mean_abs_difference,
+    mean_squared_difference,
+    per_class_iou,
+    psnr_from_mse,
+    valid_count,
+)
 from equiseg.analysis.perturbations import (
+    FAMILIES,
     IDENTITY,
     Perturbation,
     build_perturbations,
@@ -38,16 +58,30 @@ from equiseg.analysis.perturbations import (
     restore,
     valid_regions,
 )
+from equiseg.analysis.summary import (  # noqa: F401 - the stage and the report import them here
+    PERTURB_COLUMNS,
+    ROTATION_COLUMNS,
+    SET_COLUMNS,
+    equivariance_summary,
+    identity_rows,
+    perturbation_table,
+    rotation_table,
+    set_statistics,
+    summarize,
+)
 from equiseg.config import SweepConfig
 from equiseg.errors import EquisegError
 
 Predict = Callable[[Tensor], Tensor]  # pixel images (B, 3, S, S) in [0, 1] -> probabilities
 THRESHOLD = 0.5
 METRICS = ("iou_gt", "iou_consistency", "mad", "psnr_db", "max_abs_diff")
-
-
-class ModelOutputError(EquisegError):
-    """The model's output does not have the shape or range the sweep was told to expect."""
+# A prediction is degenerate when its foreground covers less than EMPTY_FRACTION or more than
+# FULL_FRACTION of the valid pixels, or when more than NEAR_THRESHOLD_SHARE of them lie within
+# THRESHOLD_MARGIN of the decision boundary (|p - 0.5|, or half the top-two gap for K classes).
+EMPTY_FRACTION = 0.005
+FULL_FRACTION = 0.995
+THRESHOLD_MARGIN = 0.05
+NEAR_THRESHOLD_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -83,57 +117,116 @@ class SweepResult:
     kept: dict[str, Kept] = field(default_factory=dict)
 
 
+class Predictor:
+    """Pixel images (B, C, S, S) in [0, 1] -> probabilities (B, K, S, S), checking every output.
+
+    Calling it returns probabilities; `scores` returns (raw output, probabilities), the raw output
+    being what exactness is judged on (logits, or the probabilities a model returns itself).
+    """
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float],
+                 output: str = "logits", classes: int = 1, channels_last: bool = False,
+                 adapter: OutputAdapter | None = None,
+                 foreground_classes: Sequence[int] | None = None) -> None:
+        if output not in ("logits", "probs"):
+            raise EquisegError(f"--output is {output!r}; choose logits or probs")
+        if foreground_classes is not None:
+            foreground_classes = sorted(set(foreground_classes))
+            if classes < 2 or not foreground_classes or foreground_classes[0] < 0 \
+                    or foreground_classes[-1] >= classes or len(foreground_classes) == classes:
+                raise EquisegError(f"--foreground-classes {foreground_classes}: give some, not all, "
+                                   f"of the classes 0..{classes - 1} of a --classes K > 1 model")
+        self.model, self.output, self.classes = model, output, classes
+        self.foreground_classes = foreground_classes
+        self.adapter = adapter or OutputAdapter()
+        self.layout = torch.channels_last if channels_last else torch.contiguous_format
+        eval_mode(model)
+        if channels_last and not is_exported(model):
+            model.to(memory_format=self.layout)
+        parameter = next(iter(model.parameters()), None)
+        self.device = parameter.device if parameter is not None else torch.device("cpu")
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).reshape(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).reshape(1, -1, 1, 1)
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the probabilities: 1 when foreground classes reduce K classes to one."""
+        return 1 if self.foreground_classes else self.classes
+
+    def _forward(self, x: Tensor) -> Tensor:
+        try:
+            y = self.model(x)
+        except EquisegError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a user's model can fail in any way; say how
+            text = str(err).strip().splitlines()
+            raise ModelOutputError(f"the model failed on a batch of shape {tuple(x.shape)} "
+                                   f"({type(err).__name__}: {text[0] if text else ''}); check "
+                                   "--size/--pad-size and the model's expected input") from None
+        return self.adapter(y, x.shape[-2], x.shape[-1])
+
+    def scores(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """(raw output, probabilities) of the model on `images`, both (B, K, S, S) float32."""
+        x = ((images.to(self.device, torch.float32) - self.mean) / self.std).contiguous(
+            memory_format=self.layout)
+        y = self._forward(x)
+        if y.shape[1] != self.classes:
+            raise ModelOutputError(f"the model returned {y.shape[1]} channel(s), expected "
+                                   f"{self.classes}; set --classes {y.shape[1]}")
+        y = y.float()
+        if self.output == "probs" and (y.min() < -1e-4 or y.max() > 1 + 1e-4):
+            raise ModelOutputError("the model's outputs leave [0, 1], so they are not "
+                                   "probabilities; use --output logits")
+        if self.foreground_classes:
+            # log-probability margin of the best foreground class over the best other class:
+            # p > 0.5 exactly where the argmax lies in the set (for K = 2, this is softmax p1)
+            logp = y.clamp(min=1e-12).log() if self.output == "probs" else y.log_softmax(dim=1)
+            inside = torch.zeros(self.classes, dtype=torch.bool, device=y.device)
+            inside[self.foreground_classes] = True
+            y = (logp[:, inside].amax(dim=1, keepdim=True)
+                 - logp[:, ~inside].amax(dim=1, keepdim=True))
+            return y, torch.sigmoid(y)
+        if self.output == "probs":
+            return y, y.clamp(0.0, 1.0)
+        return y, torch.sigmoid(y) if self.classes == 1 else torch.softmax(y, dim=1)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        return self.scores(images)[1]
+
+
+def is_exported(model: nn.Module) -> bool:
+    """A `torch.export` program's module: it refuses `.eval()` and `.train()`."""
+    return any(cls.__name__ == "_StatefulGraphModule" for cls in type(model).__mro__)
+
+
+def eval_mode(model: nn.Module) -> None:
+    """Put `model` in eval mode, leaving alone exported programs inside it (they refuse
+    `.eval()`, and run in the mode they were exported in)."""
+    exported = {id(m) for part in model.modules() if is_exported(part) for m in part.modules()}
+    if not exported:
+        model.eval()
+        return
+    for module in model.modules():
+        if id(module) not in exported:
+            module.training = False
+
+
 def make_predictor(model: nn.Module, mean: Sequence[float], std: Sequence[float],
-                   output: str = "logits", classes: int = 1,
-                   channels_last: bool = False) -> Predict:
+                   output: str = "logits", classes: int = 1, channels_last: bool = False,
+                   output_key: str | None = None, upsample: bool = False,
+                   foreground_classes: Sequence[int] | None = None) -> Predictor:
     """Wrap `model` into pixel images -> probabilities, checking its output on every call.
 
     `output` says what the model returns: 'logits' (sigmoid for one channel, softmax for more)
     or 'probs' (used as they are). Inputs are normalised with `mean` and `std` first.
+    `output_key` and `upsample` say how to read the model's output (see
+    `equiseg.analysis.adapters`); `foreground_classes` turns a K-class model into one
+    foreground channel (foreground = argmax in the set), to score it against binary masks.
     `channels_last` runs the model on NHWC tensors: 1.3-1.5x faster inference for our U-Nets
     on CPU, but a model that calls `.view` on its activations may not accept it.
     """
-    if output not in ("logits", "probs"):
-        raise EquisegError(f"--output is {output!r}; choose logits or probs")
-    model.eval()
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    if channels_last:
-        model.to(memory_format=layout)
-    parameter = next(iter(model.parameters()), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).reshape(1, -1, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32, device=device).reshape(1, -1, 1, 1)
-
-    def predict(images: Tensor) -> Tensor:
-        x = ((images.to(device, torch.float32) - mean_t) / std_t).contiguous(memory_format=layout)
-        try:
-            y = model(x)
-        except EquisegError:
-            raise
-        except Exception as err:  # noqa: BLE001 - a user's model can fail in any way; say how
-            raise ModelOutputError(f"the model failed on a batch of shape {tuple(x.shape)} "
-                                   f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-                                   "; check --size/--pad-size and the model's expected input") from None
-        if not isinstance(y, Tensor) or y.ndim != 4:
-            shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
-            raise ModelOutputError(f"the model returned {shape}; expected a (B, K, H, W) tensor "
-                                   "of per-pixel scores")
-        if y.shape[-2:] != x.shape[-2:]:
-            raise ModelOutputError(f"the model's output is {y.shape[-2]}x{y.shape[-1]} pixels for "
-                                   f"a {x.shape[-2]}x{x.shape[-1]} input; a segmentation model must "
-                                   "keep the spatial size")
-        if y.shape[1] != classes:
-            raise ModelOutputError(f"the model returned {y.shape[1]} channel(s), expected "
-                                   f"{classes}; set --classes {y.shape[1]}")
-        y = y.float()
-        if output == "probs":
-            if y.min() < -1e-4 or y.max() > 1 + 1e-4:
-                raise ModelOutputError("the model's outputs leave [0, 1], so they are not "
-                                       "probabilities; use --output logits")
-            return y.clamp(0.0, 1.0)
-        return torch.sigmoid(y) if classes == 1 else torch.softmax(y, dim=1)
-
-    return predict
+    return Predictor(model, mean, std, output, classes, channels_last,
+                     OutputAdapter(output_key, upsample), foreground_classes)
 
 
 def class_masks(probs: Tensor) -> Tensor:
@@ -150,18 +243,53 @@ def target_masks(target: Tensor, classes: int) -> Tensor:
     return F.one_hot(target.long()[0], classes).permute(2, 0, 1).unsqueeze(0).bool()
 
 
-def _score(restored: Tensor, reference: Tensor, valid: Tensor, item: SweepImage) -> dict:
+def degenerate_reasons(probs: Tensor, valid: Tensor) -> list[str]:
+    """Per prediction (B, K, S, S): '' when fine, else 'empty', 'everywhere' or 'at threshold'.
+
+    Foreground is p > 0.5 for one channel, any class but 0 for several; the margin to the
+    decision is |p - 0.5|, or half the gap between the two most likely classes.
+    """
+    inside = valid.expand(len(probs), 1, *probs.shape[-2:])[:, 0].double()
+    count = inside.flatten(1).sum(dim=1).clamp(min=1)
+    if probs.shape[1] == 1:
+        foreground = probs[:, 0] > THRESHOLD
+        margin = (probs[:, 0] - THRESHOLD).abs()
+    else:
+        foreground = probs.argmax(dim=1) != 0
+        top = probs.topk(2, dim=1).values
+        margin = (top[:, 0] - top[:, 1]) / 2
+    share = (foreground.double() * inside).flatten(1).sum(dim=1) / count
+    hovering = ((margin < THRESHOLD_MARGIN).double() * inside).flatten(1).sum(dim=1) / count
+    reasons = []
+    for fraction, near in zip(share.tolist(), hovering.tolist()):
+        if near > NEAR_THRESHOLD_SHARE:
+            reasons.append("at threshold")
+        elif fraction < EMPTY_FRACTION:
+            reasons.append("empty")
+        elif fraction > FULL_FRACTION:
+            reasons.append("everywhere")
+        else:
+            reasons.append("")
+    return reasons
+
+
+def _score(restored: Tensor, reference: Tensor, valid: Tensor, item: SweepImage,
+           restored_raw: Tensor, reference_raw: Tensor) -> dict:
     """Metric columns for a batch of restored predictions against the reference prediction."""
     masks, reference_masks = class_masks(restored), class_masks(reference).expand_as(restored)
     per_class = per_class_iou(masks, reference_masks, valid)
+    mse = mean_squared_difference(restored, reference, valid)
     scores = {"iou_consistency": per_class.mean(dim=1),
               "mad": mean_abs_difference(restored, reference, valid),
-              "psnr_db": psnr_db(restored, reference, valid),
-              "max_abs_diff": max_abs_difference(restored, reference, valid)}
+              "psnr_db": psnr_from_mse(mse),
+              "max_abs_diff": max_abs_difference(restored, reference, valid),
+              "max_abs_diff_raw": max_abs_difference(restored_raw, reference_raw, valid),
+              "raw_scale": max_abs_value(reference_raw.expand_as(restored_raw), valid),
+              "mse": mse, "valid_pixels": valid_count(restored[:, :1], valid)}
     classes = restored.shape[1]
     if item.target is not None:
         truth = target_masks(item.target, classes).expand_as(masks)
-        gt_per_class = per_class_iou(masks, truth, item.footprint.unsqueeze(0))
+        gt_per_class = per_class_iou(masks, truth, valid)  # valid lies inside the footprint
         scores["iou_gt"] = gt_per_class.mean(dim=1)
     else:
         scores["iou_gt"] = torch.full((len(restored),), float("nan"), dtype=torch.float64)
@@ -170,7 +298,21 @@ def _score(restored: Tensor, reference: Tensor, valid: Tensor, item: SweepImage)
             scores[f"iou_consistency_class{k}"] = per_class[:, k]
             if item.target is not None:
                 scores[f"iou_gt_class{k}"] = gt_per_class[:, k]
-    return {name: value.cpu().numpy() for name, value in scores.items()}
+    columns = {name: value.cpu().numpy() for name, value in scores.items()}
+    reference_reason = degenerate_reasons(reference, item.footprint.unsqueeze(0))[0]
+    own = degenerate_reasons(restored, valid)
+    columns["degenerate_reason"] = [reference_reason or reason for reason in own]
+    return columns
+
+
+def _predict(predict: Predict, inputs: Tensor) -> tuple[Tensor, Tensor]:
+    """(raw, probabilities) from a Predictor; a plain predict function's raw output is its
+    probabilities."""
+    scores = getattr(predict, "scores", None)
+    if scores is not None:
+        return scores(inputs)
+    probs = predict(inputs)
+    return probs, probs
 
 
 def sweep_image(predict: Predict, item: SweepImage, perturbations: Sequence[Perturbation],
@@ -178,19 +320,22 @@ def sweep_image(predict: Predict, item: SweepImage, perturbations: Sequence[Pert
     """Rows (one per perturbation, in order) for one image, and its predictions if `keep`."""
     noise = noise_field(item.name, item.image.shape).to(item.image.device)
     to_predict = [IDENTITY] + [p for p in perturbations if not p.is_identity]
-    reference = None
+    reference = reference_raw = None
     scored: dict[Perturbation, dict] = {}
     kept_inputs, kept_probs = {}, {}
     for start in range(0, len(to_predict), batch_size):
         chunk = to_predict[start:start + batch_size]
         inputs = perturb(chunk, item.image, item.footprint, noise)
-        probs = predict(inputs)
+        raw, probs = _predict(predict, inputs)
         if reference is None:
-            reference = probs[:1]
-        restored = restore(chunk, probs)
-        scores = _score(restored, reference, valid_regions(chunk, item.footprint), item)
+            reference, reference_raw = probs[:1], raw[:1]
+        scores = _score(restore(chunk, probs), reference, valid_regions(chunk, item.footprint),
+                        item, restore(chunk, raw), reference_raw)
         for i, p in enumerate(chunk):
-            scored[p] = {name: float(values[i]) for name, values in scores.items()}
+            row = {name: float(values[i]) for name, values in scores.items()
+                   if name != "degenerate_reason"}
+            reason = scores["degenerate_reason"][i]
+            scored[p] = {**row, "degenerate": bool(reason), "degenerate_reason": reason}
             if keep:
                 kept_inputs[p], kept_probs[p] = inputs[i].cpu(), probs[i].cpu()
     rows = [{"image": item.name, "perturbation": p.name, "level": p.level,
@@ -223,160 +368,9 @@ def run_sweep(predict: Predict, images: Iterable[SweepImage],
 
 def sweep_perturbations(sweep: SweepConfig, families: Sequence[str] | None = None,
                         angle_step: float | None = None) -> list[Perturbation]:
-    """The perturbations a SweepConfig asks for (flips only if `sweep.flips`)."""
+    """The perturbations a SweepConfig asks for: every family of `perturbations.FAMILIES` (flips
+    only if `sweep.flips`) unless `families` names some."""
     if families is None:
-        families = ["rotate", "flip", "brightness", "contrast", "noise"]
-        if not sweep.flips:
-            families.remove("flip")
+        families = [f for f in FAMILIES if f != "flip" or sweep.flips]
     return build_perturbations(families, angle_step or sweep.angle_step, sweep.brightness,
                                sweep.contrast, sweep.noise)
-
-
-# -- aggregation into the pipeline's and the audit's formats --------------------------------------
-
-SET_COLUMNS = ("set_iou_gt_mean", "set_iou_gt_std", "set_iou_gt_min", "set_iou_consistency_mean",
-               "set_iou_consistency_std", "set_iou_consistency_min", "set_mad_mean",
-               "set_psnr_db_mean")
-ROTATION_COLUMNS = ("angle", "iou_gt", "iou_consistency", "mad", "psnr_db", *SET_COLUMNS)
-PERTURB_COLUMNS = ("perturbation", "level", *SET_COLUMNS)
-
-
-def set_statistics(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (perturbation, level) over images: mean, std (population) and min of the IoUs, means of
-    MAD and dB, and the worst `max_abs_diff`; rows in the frame's order."""
-    grouped = frame.groupby(["perturbation", "level"], sort=False)
-    stats = pd.DataFrame({
-        "set_iou_gt_mean": grouped["iou_gt"].mean(),
-        "set_iou_gt_std": grouped["iou_gt"].std(ddof=0),
-        "set_iou_gt_min": grouped["iou_gt"].min(),
-        "set_iou_consistency_mean": grouped["iou_consistency"].mean(),
-        "set_iou_consistency_std": grouped["iou_consistency"].std(ddof=0),
-        "set_iou_consistency_min": grouped["iou_consistency"].min(),
-        "set_mad_mean": grouped["mad"].mean(),
-        "set_psnr_db_mean": grouped["psnr_db"].mean(),
-        "set_max_abs_diff": grouped["max_abs_diff"].max(),
-    })
-    return stats.reset_index()
-
-
-def rotation_table(frame: pd.DataFrame, chosen: str) -> pd.DataFrame:
-    """`plots/rotation/*.csv`: per angle, the chosen image's metrics and the set's statistics."""
-    rotations = frame[frame["perturbation"] == "rotate"]
-    if rotations.empty:
-        raise ValueError("the sweep has no rotations")
-    single = rotations[rotations["image"] == chosen].set_index("level")
-    if single.empty:
-        raise ValueError(f"image {chosen!r} is not in the sweep")
-    table = set_statistics(rotations).set_index("level")
-    for column in ("iou_gt", "iou_consistency", "mad", "psnr_db"):
-        table[column] = single[column]
-    return table.reset_index().rename(columns={"level": "angle"})[list(ROTATION_COLUMNS)]
-
-
-def perturbation_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """`plots/perturb/*.csv`: per non-rotation perturbation and level, the set's statistics."""
-    others = frame[frame["perturbation"] != "rotate"]
-    if others.empty:
-        return pd.DataFrame(columns=list(PERTURB_COLUMNS))
-    return set_statistics(others)[list(PERTURB_COLUMNS)]
-
-
-def _at_quarter_turns(levels: pd.Series) -> pd.Series:
-    quarter = levels % 90 == 0
-    return quarter & (levels % 360 != 0)
-
-
-def _mean_or_none(values: pd.Series) -> float | None:
-    values = values.dropna()
-    return None if values.empty else float(values.mean())
-
-
-def equivariance_summary(frame: pd.DataFrame, atol: float) -> dict:
-    """`metrics/equivariance/*.json`: the rotation figures a reader wants first.
-
-    worst_angle: the angle of the lowest mean IoU against ground truth (consistency IoU when the
-    images have no ground truth); iou_spread: max - min of that mean over angles;
-    consistency at 90-degree multiples averages 90, 180 and 270; exact_at_90_multiples: every
-    probability within `atol` of the reference there, for every image.
-    """
-    rotations = set_statistics(frame[frame["perturbation"] == "rotate"])
-    key = "set_iou_gt_mean" if rotations["set_iou_gt_mean"].notna().any() else \
-        "set_iou_consistency_mean"
-    worst = rotations.loc[rotations[key].idxmin()]
-    quarter = _at_quarter_turns(rotations["level"])
-    off_grid = rotations["level"] % 90 != 0
-    flips = set_statistics(frame[frame["perturbation"].isin(["flip_h", "flip_v"])])
-    flip_iou = dict(zip(flips["perturbation"], flips["set_iou_consistency_mean"]))
-    return {
-        "worst_angle": float(worst["level"]),
-        "worst_angle_iou": float(worst[key]),
-        "iou_spread": float(rotations[key].max() - rotations[key].min()),
-        "consistency_iou_at_90_multiples": _mean_or_none(
-            rotations.loc[quarter, "set_iou_consistency_mean"]),
-        "consistency_iou_off_grid": _mean_or_none(rotations.loc[off_grid, "set_iou_consistency_mean"]),
-        "psnr_db_off_grid": _mean_or_none(rotations.loc[off_grid, "set_psnr_db_mean"]),
-        "exact_at_90_multiples": bool(quarter.any()
-                                      and (rotations.loc[quarter, "set_max_abs_diff"] <= atol).all()),
-        "flip_h_consistency_iou": None if "flip_h" not in flip_iou else float(flip_iou["flip_h"]),
-        "flip_v_consistency_iou": None if "flip_v" not in flip_iou else float(flip_iou["flip_v"]),
-    }
-
-
-def identity_rows(frame: pd.DataFrame) -> pd.Series:
-    """True for rows whose perturbation changes nothing (rotate 0, brightness 0, ...)."""
-    return pd.Series([Perturbation(name, level).is_identity
-                      for name, level in zip(frame["perturbation"], frame["level"])],
-                     index=frame.index, dtype=bool)
-
-
-def audit_summary(frame: pd.DataFrame, atol: float, worst_images: int = 3) -> dict:
-    """`summary.json` of `equiseg audit`: per perturbation, the worst level, the spread over
-    levels, means over the levels that change the image, exactness where the model could be
-    exact (rotations by 90-degree multiples, flips), and the least consistent images. Spreads
-    (max - min of the mean consistency IoU) leave out levels that change nothing."""
-    stats = set_statistics(frame)
-    stats["identity"] = identity_rows(stats).to_numpy()
-    per_perturbation = {}
-    for name, part in stats.groupby("perturbation", sort=False):
-        moved = part[~part["identity"]]
-        worst = part.loc[part["set_iou_consistency_mean"].idxmin()]
-        entry = {
-            "levels": [float(v) for v in part["level"]],
-            "worst_level": float(worst["level"]),
-            "worst_consistency_iou": float(worst["set_iou_consistency_mean"]),
-            "consistency_iou_spread": float(moved["set_iou_consistency_mean"].max()
-                                            - moved["set_iou_consistency_mean"].min())
-            if len(moved) else 0.0,
-            "mean_consistency_iou": _mean_or_none(moved["set_iou_consistency_mean"]),
-            "mean_mad": _mean_or_none(moved["set_mad_mean"]),
-            "mean_psnr_db": _mean_or_none(moved["set_psnr_db_mean"]),
-            "mean_iou_gt": _mean_or_none(part["set_iou_gt_mean"]),
-            "worst_iou_gt": None if part["set_iou_gt_min"].isna().all()
-            else float(part["set_iou_gt_min"].min()),
-        }
-        if name == "rotate":
-            quarter = _at_quarter_turns(part["level"])
-            entry["exact_at_90_multiples"] = bool(
-                quarter.any() and (part.loc[quarter, "set_max_abs_diff"] <= atol).all())
-            entry["max_abs_diff_at_90_multiples"] = (
-                float(part.loc[quarter, "set_max_abs_diff"].max()) if quarter.any() else None)
-        elif name in ("flip_h", "flip_v"):
-            entry["exact"] = bool((part["set_max_abs_diff"] <= atol).all())
-            entry["max_abs_diff"] = float(part["set_max_abs_diff"].max())
-        per_perturbation[name] = entry
-    perturbed = frame[~identity_rows(frame)]
-    by_image = perturbed.groupby("image", sort=False)["iou_consistency"].mean().sort_values()
-    return {
-        "images": int(frame["image"].nunique()),
-        "atol": atol,
-        "perturbations": per_perturbation,
-        "least_consistent_images": [{"image": str(name), "mean_consistency_iou": float(value)}
-                                    for name, value in by_image.head(worst_images).items()],
-    }
-
-
-def rotation_curves(frame: pd.DataFrame) -> pd.DataFrame:
-    """Set statistics of the rotations with `angle` for a level: what angle figures plot."""
-    rotations = frame[frame["perturbation"] == "rotate"]
-    return set_statistics(rotations).rename(columns={"level": "angle"})
-

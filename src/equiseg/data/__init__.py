@@ -1,5 +1,7 @@
 """Where the images come from: the Leeds archive (fetched, verified, safely extracted) or a
-synthetic butterfly set, both written in one on-disk layout, and the train/validation split."""
+synthetic butterfly set, both written in one on-disk layout, and the train/validation split; then
+the one preprocessing (`preprocessing`), the augmentation pipelines (`transforms`) and the torch
+datasets (`datasets`), imported from their modules."""
 
 from equiseg.data.archive import ArchiveLimits, ArchiveSource, UnsafeArchiveError, check_zip
 from equiseg.data.fetch import FetchError, fetch_archive, verify_checksum
@@ -15,15 +17,15 @@ from equiseg.data.layout import (
                                  write_palette_mask,
 )
 from equiseg.data.leeds import extract_leeds, find_leeds_pairs
-from equiseg.data.prepare import prepare_raw_data, summarise
+from equiseg.data.prepare import SPECIES_KEYS, prepare_leeds, prepare_synthetic, summarise
 from equiseg.data.split import assign_splits, split_counts, split_manifest
 from equiseg.data.synthetic import generate_synthetic, render_butterfly, species_styles
 
 __all__ = [
-    "ArchiveLimits", "ArchiveSource", "DataError", "FetchError", "UnsafeArchiveError",
+    "SPECIES_KEYS", "ArchiveLimits", "ArchiveSource", "DataError", "FetchError", "UnsafeArchiveError",
     "assign_splits", "check_zip", "extract_leeds", "fetch_archive", "find_leeds_pairs",
-    "generate_synthetic", "image_path", "list_pair_ids", "mask_path", "prepare_raw_data",
-    "read_image", "read_leeds_mask", "read_pair", "render_butterfly", "species_of",
-    "species_styles", "split_counts", "split_manifest", "summarise", "verify_checksum",
-    "write_palette_mask",
+    "generate_synthetic", "image_path", "list_pair_ids", "mask_path", "prepare_leeds",
+    "prepare_synthetic", "read_image", "read_leeds_mask", "read_pair", "render_butterfly",
+    "species_of", "species_styles", "split_counts", "split_manifest", "summarise",
+    "verify_checksum", "write_palette_mask",
 ]

@@ -7,7 +7,9 @@ DataLoader workers share that copy, and no PNG is decoded again in later epochs.
 Determinism: the augmentation seed of each item is drawn from torch's generator, so a run is
 reproduced by `torch.manual_seed` (DataLoader seeds every worker from it, per epoch). With
 `rot90_seed`, item `i` is turned by k*90 degrees, k drawn from (rot90_seed, i) alone: the same
-validation set in every epoch and every run, whatever the workers.
+validation set in every epoch and every run, whatever the workers. `rot90_protocol` says how k is
+drawn: `uniform` (k uniform in 0..3, a quarter upright) or `seed` (the seed's albumentations 1.x
+`RandomRotate90()` with p=0.5: no turn with probability 1/2, else k uniform in 0..3; 5/8 upright).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from equiseg.config import ROT90_PROTOCOLS, check_choice
 from equiseg.data.layout import read_pair
 from equiseg.data.transforms import SegmentationTransform
 from equiseg.errors import EquisegError
@@ -47,9 +50,14 @@ def load_split(path: str | Path, split: str) -> pd.DataFrame:
     return rows
 
 
-def rot90_turns(seed: int, index: int) -> int:
-    """How many quarter turns item `index` gets under validation seed `seed` (0..3)."""
-    return int(np.random.default_rng([seed, index]).integers(4))
+def rot90_turns(seed: int, index: int, protocol: str = "uniform") -> int:
+    """How many quarter turns (0..3) item `index` gets under validation seed `seed` and `protocol`
+    (`uniform` or `seed`, see the module docstring); a function of its arguments alone."""
+    check_choice("evaluate.rot90", protocol, ROT90_PROTOCOLS)
+    rng = np.random.default_rng([seed, index])
+    if protocol == "seed" and rng.random() >= 0.5:  # RandomRotate90(p=0.5) did not fire
+        return 0
+    return int(rng.integers(4))
 
 
 class SegmentationDataset(Dataset):
@@ -57,14 +65,16 @@ class SegmentationDataset(Dataset):
 
     def __init__(self, rows: pd.DataFrame, transform: SegmentationTransform, cache: bool = True,
                  rot90_seed: int | None = None, fixed_rot90: int | None = None,
-                 root: str | Path = ".") -> None:
+                 root: str | Path = ".", rot90_protocol: str = "uniform") -> None:
         if rot90_seed is not None and fixed_rot90 is not None:
             raise ValueError("give rot90_seed or fixed_rot90, not both")
+        check_choice("evaluate.rot90", rot90_protocol, ROT90_PROTOCOLS)
         self.images = [Path(root) / p for p in rows["image"]]
         self.masks = [Path(root) / p for p in rows["mask"]]
         self.ids = list(rows["id"]) if "id" in rows else [p.stem for p in self.images]
         self.transform = transform
         self.rot90_seed = rot90_seed
+        self.rot90_protocol = rot90_protocol
         self.fixed_rot90 = fixed_rot90
         self._cache = [self._decode(i) for i in range(len(self))] if cache else None
 
@@ -79,7 +89,7 @@ class SegmentationDataset(Dataset):
         if self.fixed_rot90 is not None:
             return self.fixed_rot90 % 4
         if self.rot90_seed is not None:
-            return rot90_turns(self.rot90_seed, index)
+            return rot90_turns(self.rot90_seed, index, self.rot90_protocol)
         return 0
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:

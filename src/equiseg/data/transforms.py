@@ -1,14 +1,19 @@
-"""Augmentation pipelines by name, the same preprocessing for every model.
+"""Augmentation pipelines by name, on top of the one preprocessing (`equiseg.data.preprocessing`).
 
-Preprocessing (the seed's, generalised): resize so that the *longest* side is `image_size`
-(aspect kept: a 90-degree rotation of a photograph is then still a plausible photograph, while a
-plain square resize would stretch butterflies differently in each orientation), pad centred to
-`pad_size` x `pad_size` with black, ImageNet-normalise, to a tensor. Masks get the same geometry
-with nearest-neighbour interpolation and 0 padding.
+Preprocessing: the longest side resized to `image_size` (masks resized as float images with the
+image's interpolation, then >= 0.5, so they stay on their image), centred on a `pad_size` square
+canvas with black (mask 0), ImageNet-normalised, to tensors.
 
-`minimal` is preprocessing only; `full` adds ColorJitter, RandomBrightnessContrast and
-SafeRotate(limit=90) before it. Augmentation runs after the (cacheable) resize: the resize is the
-first preprocessing step and is idempotent, so the order matches the seed up to interpolation.
+`minimal` is preprocessing only. `full` adds, with the seed's albumentations 1.x settings as plain
+arguments: ColorJitter and RandomBrightnessContrast on the resized image *before* padding (so the
+black padding is not jittered), then SafeRotate on the square canvas. SafeRotate shrinks the frame
+so the rotated corners stay in view, and on a non-square frame albumentations 2.x shrinks x and y
+by different factors; on the square canvas they are equal, so a disc stays a disc. Its border is
+`reflect_101` (the seed's) or `constant` (black, mask 0), for image and mask alike; the mask is
+rotated as a float image (bilinear) and thresholded at 0.5 (>= 0.5 is foreground).
+
+The resize is deterministic and done by `resize` (cacheable: the dataset decodes and resizes once);
+`__call__` augments per epoch and repeats the resize only on images not yet resized.
 
 Randomness: albumentations 2.x keeps its own generator, deaf to torch/numpy seeds and copied
 verbatim into every DataLoader worker. `SegmentationTransform.reseed` re-seeds it per sample;
@@ -29,69 +34,100 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from equiseg.config import AUGMENT_NAMES, check_choice
+from equiseg.config import AUGMENT_NAMES, BORDERS, check_choice
+from equiseg.data.preprocessing import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    normalise,
+    pad_to_canvas,
+    resize_image,
+    resize_mask,
+)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+_BORDER_MODES = {"reflect_101": cv2.BORDER_REFLECT_101, "constant": cv2.BORDER_CONSTANT}
 
 
-def _augmentations(name: str) -> list[A.BasicTransform]:
+def _photometric(name: str, full: dict) -> list[A.BasicTransform]:
     if name == "minimal":
         return []
     return [
-        A.ColorJitter(),
-        A.RandomBrightnessContrast(),
-        # constant black border; mask border 0; nearest for the mask keeps it binary
-        A.SafeRotate(limit=90, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0,
-                     mask_interpolation=cv2.INTER_NEAREST),
+        A.ColorJitter(brightness=full["jitter_brightness"], contrast=full["jitter_contrast"],
+                      saturation=full["jitter_saturation"], hue=full["jitter_hue"], p=full["p"]),
+        A.RandomBrightnessContrast(brightness_limit=full["brightness_limit"],
+                                   contrast_limit=full["contrast_limit"], p=full["p"]),
     ]
 
 
-def _resize(image_size: int) -> A.LongestMaxSize:
-    return A.LongestMaxSize(max_size=image_size, interpolation=cv2.INTER_AREA,
-                            mask_interpolation=cv2.INTER_NEAREST)
+def _geometric(name: str, full: dict) -> list[A.BasicTransform]:
+    if name == "minimal":
+        return []
+    check_choice("full_augment.rotate_border", full["rotate_border"], BORDERS)
+    border = _BORDER_MODES[full["rotate_border"]]
+    return [A.SafeRotate(limit=full["rotate_limit"], border_mode=border, fill=0, fill_mask=0,
+                         interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_LINEAR,
+                         p=full["p"])]
 
 
 @dataclass
 class SegmentationTransform:
-    """Image (H, W, 3) uint8 RGB + mask (H, W) -> float32 tensors (3, P, P) and (1, P, P)."""
+    """Image (H, W, 3) uint8 RGB + mask (H, W) -> float32 tensors (3, P, P) and (1, P, P).
+
+    `full` holds the `full` pipeline's settings (the keyword arguments of `build_transform`)."""
 
     name: str
     image_size: int
     pad_size: int
-    _resize: A.Compose = field(init=False, repr=False)
-    _pipeline: A.Compose = field(init=False, repr=False)
+    full: dict = field(default_factory=dict)
+    _photometric: A.Compose = field(init=False, repr=False)
+    _geometric: A.Compose = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         check_choice("augment", self.name, AUGMENT_NAMES)
-        self._resize = A.Compose([_resize(self.image_size)])
-        self._pipeline = A.Compose([
-            *_augmentations(self.name),
-            _resize(self.image_size),  # a no-op on images that `resize` already handled
-            A.PadIfNeeded(min_height=self.pad_size, min_width=self.pad_size, position="center",
-                          border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
-            A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD, max_pixel_value=255.0),
-        ], seed=0)
+        self._photometric = A.Compose(_photometric(self.name, self.full), seed=0)
+        self._geometric = A.Compose(_geometric(self.name, self.full), seed=0)
 
     def resize(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The deterministic first step (longest side to image_size): safe to cache."""
-        out = self._resize(image=image, mask=mask.astype(np.uint8))
-        return out["image"], out["mask"]
+        return resize_image(image, self.image_size), resize_mask(mask, self.image_size)
 
     def reseed(self, seed: int) -> None:
         """Seed the random augmentations of the next call(s)."""
-        self._pipeline.set_random_seed(seed)
+        photometric, geometric = np.random.SeedSequence(seed).generate_state(2)
+        self._photometric.set_random_seed(int(photometric))
+        self._geometric.set_random_seed(int(geometric))
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[Tensor, Tensor]:
-        out = self._pipeline(image=image, mask=mask.astype(np.uint8))
-        image_t = torch.from_numpy(rearrange(out["image"], "h w c -> c h w").copy())
-        mask_t = torch.from_numpy(out["mask"] > 0).float().unsqueeze(0)
-        return image_t.float(), mask_t
+        image, mask = self.resize(image, mask)  # a no-op on images `resize` already handled
+        if self._photometric.transforms:
+            image = self._photometric(image=image)["image"]
+        image = pad_to_canvas(image, self.pad_size)
+        mask = pad_to_canvas(mask.astype(np.float32), self.pad_size)
+        if self._geometric.transforms:
+            out = self._geometric(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        image_t = torch.from_numpy(rearrange(normalise(image), "h w c -> c h w").copy())
+        mask_t = torch.from_numpy(np.ascontiguousarray(mask >= 0.5)).float().unsqueeze(0)
+        return image_t, mask_t
 
 
-def build_transform(name: str, image_size: int, pad_size: int) -> SegmentationTransform:
-    """The `minimal` or `full` pipeline for images resized to `image_size`, padded to `pad_size`."""
-    return SegmentationTransform(name, image_size, pad_size)
+def build_transform(name: str, image_size: int, pad_size: int, *, jitter_brightness: float = 0.2,
+                    jitter_contrast: float = 0.2, jitter_saturation: float = 0.2,
+                    jitter_hue: float = 0.2, brightness_limit: float = 0.2,
+                    contrast_limit: float = 0.2,
+                    rotate_limit: float | tuple[float, float] = 90.0,
+                    rotate_border: str = "reflect_101", p: float = 0.5) -> SegmentationTransform:
+    """The `minimal` or `full` pipeline for images resized to `image_size`, padded to `pad_size`.
+
+    The keywords set `full` (ignored by `minimal`): ColorJitter(jitter_*), RandomBrightnessContrast
+    (brightness_limit, contrast_limit) and SafeRotate(rotate_limit: +-degrees or a (low, high)
+    range; rotate_border: 'reflect_101' or 'constant'), each with probability `p`. The defaults are
+    the seed's albumentations 1.x ones, as in `params.full_augment`.
+    """
+    full = {"jitter_brightness": jitter_brightness, "jitter_contrast": jitter_contrast,
+            "jitter_saturation": jitter_saturation, "jitter_hue": jitter_hue,
+            "brightness_limit": brightness_limit, "contrast_limit": contrast_limit,
+            "rotate_limit": rotate_limit, "rotate_border": rotate_border, "p": p}
+    return SegmentationTransform(name, image_size, pad_size, full)
 
 
 def denormalise(image: Tensor) -> Tensor:
@@ -99,3 +135,7 @@ def denormalise(image: Tensor) -> Tensor:
     mean = torch.tensor(IMAGENET_MEAN, dtype=image.dtype, device=image.device).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD, dtype=image.dtype, device=image.device).view(3, 1, 1)
     return image * std + mean
+
+
+__all__ = ["SegmentationTransform", "build_transform",
+           "denormalise"]

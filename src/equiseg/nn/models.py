@@ -9,6 +9,7 @@ Every pooling/upsampling step commutes with rot90 and flips when the size is div
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -89,15 +90,19 @@ def count_parameters(model: nn.Module) -> int:
 
 def save_trained(path: str | Path, model: nn.Module, name: str, architecture: dict[str, Any],
                  extra: dict[str, Any] | None = None) -> None:
-    """Save weights with what it takes to rebuild the model, atomically."""
-    from equiseg.io import atomic_path
+    """Save weights with what it takes to rebuild the model, atomically; the same weights and
+    metadata give the same bytes (so DVC sees an unchanged output)."""
+    from equiseg.io import write_bytes
 
     model = getattr(model, "module", model)  # unwrap DistributedDataParallel
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"name": name, "architecture": dict(architecture), "extra": dict(extra or {}),
                "state_dict": state}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # torch.save names the zip's top folder after the file it writes to: a random temporary name
+    # would differ on every run, so serialise to memory (folder "archive") and write the bytes.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def load_trained(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:

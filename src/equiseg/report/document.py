@@ -179,12 +179,15 @@ class Document:
         self._blocks.append(_Note(markdown_text))
 
     def table(self, df: pd.DataFrame, bold_best: dict[str, str] | None = None,
-              floatfmt: str | dict[str, str] = ".3f") -> None:
+              floatfmt: str | dict[str, str] = ".3f", spread: dict[str, str] | None = None) -> None:
         """A table of `df` (index ignored); `bold_best` maps a column to "max" or "min".
 
         `floatfmt` is one format for every float, or a mapping of column to format (others ".3f").
+        `spread` maps a column to the column of its spread (e.g. the sd over seeds): that column is
+        not shown, its value follows the other's as `mean ± sd` (nothing when it is missing/NaN).
+        Best values are judged on the column itself.
         """
-        bold_best = bold_best or {}
+        bold_best, spread = bold_best or {}, spread or {}
         formats = ({str(c): floatfmt for c in df.columns} if isinstance(floatfmt, str)
                    else {str(c): floatfmt.get(str(c), ".3f") for c in df.columns})
         for column, rule in bold_best.items():
@@ -192,16 +195,27 @@ class Document:
                 raise ValueError(f"bold_best names column {column!r}, not in {list(df.columns)}")
             if rule not in BEST_RULES:
                 raise ValueError(f"bold_best[{column!r}] is {rule!r}; use 'max' or 'min'")
-        columns = [str(c) for c in df.columns]
-        cells = [[format_cell(v, formats[c]) for c, v in zip(columns, row)]
-                 for row in df.itertuples(index=False)]
+        for column, sd_column in spread.items():
+            if column not in df.columns or sd_column not in df.columns:
+                raise ValueError(f"spread names {column!r} -> {sd_column!r}, not both in "
+                                 f"{list(df.columns)}")
+        shown = [c for c in df.columns if c not in spread.values()]
+
+        def cell(column: str, row: int) -> str:
+            text = format_cell(df[column].iloc[row], formats[str(column)])
+            if column in spread:
+                sd = format_cell(df[spread[column]].iloc[row], formats[str(column)])
+                text += "" if sd == "–" else f" ± {sd}"
+            return text
+
+        cells = [[cell(c, r) for c in shown] for r in range(len(df))]
         bold_by_column = {c: _best_mask(df[c], rule, formats[str(c)])
                           for c, rule in bold_best.items()}
-        bold = [[bold_by_column[c][r] if c in bold_by_column else False for c in df.columns]
+        bold = [[bold_by_column[c][r] if c in bold_by_column else False for c in shown]
                 for r in range(len(df))]
         numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
-                   for c in df.columns]
-        self._blocks.append(_Table(columns, cells, bold, numeric))
+                   for c in shown]
+        self._blocks.append(_Table([str(c) for c in shown], cells, bold, numeric))
 
     def figure(self, path: str | Path, caption: str) -> None:
         """An image (PNG, GIF, JPEG or SVG) that must exist now; it is read when writing."""

@@ -58,15 +58,19 @@ def _close_circle(frame: pd.DataFrame) -> pd.DataFrame:
 
 def training_curve_figure(curves: Mapping[str, pd.DataFrame], column: str, path: str | Path,
                           ylabel: str, title: str | None = None,
-                          colors: Mapping[str, tuple] | None = None) -> Path:
-    """`column` against `epoch`, one line per run."""
+                          colors: Mapping[str, tuple] | None = None,
+                          sd_column: str | None = None) -> Path:
+    """`column` against `epoch`, one line per run; with `sd_column`, a band of ± that (e.g. the
+    sd over seeds, drawn where it is known)."""
     colors = colors or run_colors(list(curves))
     fig = Figure(figsize=(6.4, 3.8))
     ax = fig.add_subplot()
     for label, frame in curves.items():
-        _require(frame, ("epoch", column), label)
+        _require(frame, ("epoch", column) + ((sd_column,) if sd_column else ()), label)
         ax.plot(frame["epoch"], frame[column], marker="o", markersize=3, label=label,
                 color=colors[label])
+        if sd_column:
+            _band(ax, frame["epoch"], frame[column], frame[sd_column], colors[label])
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
@@ -76,40 +80,43 @@ def training_curve_figure(curves: Mapping[str, pd.DataFrame], column: str, path:
     return _save(fig, path)
 
 
+def _band(ax, x: Sequence[float], mean: Sequence[float], sd: Sequence[float], color: tuple,
+          clip: tuple[float, float] | None = None) -> bool:
+    """Shade mean ± sd where sd is known; whether anything was drawn."""
+    x, mean, sd = (np.asarray(v, dtype=float) for v in (x, mean, sd))
+    if not np.isfinite(sd).any():
+        return False
+    low, high = mean - sd, mean + sd
+    if clip:
+        low, high = np.clip(low, *clip), np.clip(high, *clip)
+    ax.fill_between(x, low, high, color=color, alpha=0.15, linewidth=0)
+    return True
+
+
 def angle_figure(curves: Mapping[str, pd.DataFrame], mean_column: str, path: str | Path,
                  ylabel: str, title: str, std_column: str | None = None,
                  min_column: str | None = None, clip: tuple[float, float] | None = None,
-                 colors: Mapping[str, tuple] | None = None) -> Path:
+                 colors: Mapping[str, tuple] | None = None, band_label: str = "mean ± std",
+                 min_label: str = "minimum") -> Path:
     """A metric against rotation angle, one colour per run.
 
-    Solid line: the mean; shaded band: mean ± std; dashed line: the minimum (the worst image).
-    Infinite values (decibels of identical predictions) are drawn as triangles on the top edge.
+    Solid line: the mean; shaded band: ± `std_column` (named `band_label` in the legend; left
+    out where unknown); dashed line: `min_column` (the worst image, `min_label`).
     """
     colors = colors or run_colors(list(curves))
     fig = Figure(figsize=(8.6, 4.2))
     ax = fig.add_subplot()
     for label, frame in curves.items():
         _require(frame, ["angle", mean_column] + [c for c in (std_column, min_column) if c], label)
-    finite_max = max((float(np.nanmax(np.where(np.isinf(f[mean_column]), np.nan, f[mean_column])))
-                      for f in curves.values() if np.isfinite(f[mean_column]).any()), default=1.0)
-    any_infinite = False
+    banded = False
     for label, frame in curves.items():
         frame = _close_circle(frame)
         angle = frame["angle"].to_numpy(float)
         mean = frame[mean_column].to_numpy(float)
-        infinite = np.isinf(mean)
         color = colors[label]
-        ax.plot(angle, np.where(infinite, np.nan, mean), color=color, label=label, linewidth=1.6)
-        if infinite.any():
-            any_infinite = True
-            ax.plot(angle[infinite], np.full(infinite.sum(), finite_max * 1.05), "^",
-                    color=color, markersize=5)
+        ax.plot(angle, mean, color=color, label=label, linewidth=1.6)
         if std_column:
-            std = frame[std_column].to_numpy(float)
-            low, high = mean - std, mean + std
-            if clip:
-                low, high = np.clip(low, *clip), np.clip(high, *clip)
-            ax.fill_between(angle, low, high, color=color, alpha=0.15, linewidth=0)
+            banded |= _band(ax, angle, mean, frame[std_column], color, clip)
         if min_column:
             ax.plot(angle, frame[min_column], color=color, linestyle="--", linewidth=0.9)
     for quarter in (90, 180, 270):
@@ -121,24 +128,25 @@ def angle_figure(curves: Mapping[str, pd.DataFrame], mean_column: str, path: str
     ax.set_title(title)
     ax.grid(alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
-    if std_column:
+    if banded:
         handles.append(Line2D([], [], color="0.4", linewidth=6, alpha=0.25))
-        labels.append("mean ± std")
+        labels.append(band_label)
     if min_column:
         handles.append(Line2D([], [], color="0.4", linestyle="--", linewidth=0.9))
-        labels.append("minimum")
-    if any_infinite:
-        handles.append(Line2D([], [], color="0.4", marker="^", linestyle=""))
-        labels.append("identical (∞ dB)")
+        labels.append(min_label)
     ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 
 def photometric_figure(tables: Mapping[str, pd.DataFrame], path: str | Path,
-                       colors: Mapping[str, tuple] | None = None) -> Path | None:
+                       colors: Mapping[str, tuple] | None = None,
+                       band_columns: tuple[str, str] = ("set_iou_gt_std",
+                                                        "set_iou_consistency_std")) -> Path | None:
     """IoU against ground truth (top) and consistency IoU (bottom) per photometric perturbation.
 
     One column of panels per perturbation found in the tidy perturb tables; None if there is none.
+    Bands are ± `band_columns` (the std over images by default; the report passes the sd over
+    seeds), left out where unknown.
     """
     colors = colors or run_colors(list(tables))
     present = [p for p in PHOTOMETRIC
@@ -147,8 +155,8 @@ def photometric_figure(tables: Mapping[str, pd.DataFrame], path: str | Path,
         return None
     fig = Figure(figsize=(3.6 * len(present), 6.0))
     axes = fig.subplots(2, len(present), squeeze=False)
-    rows = (("set_iou_gt_mean", "set_iou_gt_std", "IoU vs ground truth"),
-            ("set_iou_consistency_mean", "set_iou_consistency_std", "consistency IoU"))
+    rows = (("set_iou_gt_mean", band_columns[0], "IoU vs ground truth"),
+            ("set_iou_consistency_mean", band_columns[1], "consistency IoU"))
     for col, perturbation in enumerate(present):
         for row, (mean_column, std_column, ylabel) in enumerate(rows):
             ax = axes[row][col]
@@ -157,11 +165,10 @@ def photometric_figure(tables: Mapping[str, pd.DataFrame], path: str | Path,
                 part = table[table["perturbation"] == perturbation].sort_values("level")
                 if part.empty:
                     continue
-                level, mean = part["level"].to_numpy(float), part[mean_column].to_numpy(float)
-                std = part[std_column].to_numpy(float)
-                ax.plot(level, mean, marker="o", markersize=3, color=colors[label], label=label)
-                ax.fill_between(level, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1),
-                                color=colors[label], alpha=0.12, linewidth=0)
+                ax.plot(part["level"], part[mean_column], marker="o", markersize=3,
+                        color=colors[label], label=label)
+                _band(ax, part["level"], part[mean_column], part[std_column], colors[label],
+                      clip=(0.0, 1.0))
             ax.grid(alpha=0.3)
             if row == 0:
                 ax.set_title(perturbation)

@@ -7,16 +7,15 @@ This module writes such a template with the three libraries inlined as one class
 defines `window.vegaEmbed` before the divs, taken at run time from the `vl-convert-python`
 package (the Vega project's own bundle), so no third-party JavaScript is committed.
 
-Run `python -m equiseg.report.offline_plots` (or let the report stage do it) once per checkout.
+Run `equiseg plots-template` (or let the report stage do it) once per checkout.
 """
 
 from __future__ import annotations
 
-import sys
 from importlib import metadata
 from pathlib import Path
 
-from equiseg.errors import EquisegError, exit_on_user_error
+from equiseg.errors import EquisegError
 from equiseg.io import write_text
 
 TEMPLATE_NAME = "plots_offline.html"
@@ -100,16 +99,3 @@ def ensure_offline_plots_template(repo_root: str | Path = ".",
     if configure and not _configured_template(dvc_dir):
         _set_local_template(dvc_dir)
     return path
-
-
-@exit_on_user_error
-def main() -> None:
-    path = ensure_offline_plots_template(Path.cwd())
-    if path is None:
-        print("error: no .dvc folder here; run this from the project root", file=sys.stderr)
-        sys.exit(2)
-    print(f"wrote {path}; `dvc plots show` now renders offline")
-
-
-if __name__ == "__main__":
-    main()

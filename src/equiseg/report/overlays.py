@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from equiseg.analysis.sweep import Kept, SweepImage
+from equiseg.analysis.sweep import Kept, SweepImage, class_masks
 from equiseg.io import atomic_path
 
 # label k > 0 is painted with colour k (cycled); chosen to read on butterflies and leaves alike
@@ -23,10 +23,12 @@ CLASS_COLOURS = np.array([(0, 0, 0), (255, 40, 90), (40, 160, 255), (255, 200, 0
 
 
 def labels_from_probs(probs: Tensor) -> Tensor:
-    """Label map (H, W) from probabilities (K, H, W): p > 0.5 for one channel, argmax for more."""
-    if probs.shape[0] == 1:
-        return (probs[0] > 0.5).long()
-    return probs.argmax(dim=0)
+    """Label map (H, W) from probabilities (K, H, W), by the sweep's own decision
+    (`analysis.sweep.class_masks`: p > 0.5 for one channel, argmax for more)."""
+    masks = class_masks(probs.unsqueeze(0))[0]
+    if masks.shape[0] == 1:
+        return masks[0].long()
+    return masks.long().argmax(dim=0)
 
 
 def to_rgb(image: Tensor) -> np.ndarray:

@@ -1,8 +1,9 @@
 """The pipeline's report: the run's setting, findings, tables and figures of every trained run.
 
 Reads the stage outputs of the contract's layout under `root` for the params' models x
-augments, draws the figures into `out_dir/figures`, and writes `out_dir/report.md` and the
-self-contained `out_dir/report.html`.
+augments x seeds, draws the figures into `out_dir/figures`, and writes `out_dir/report.md` and
+the self-contained `out_dir/report.html`. Every figure is a mean over seeds with its sample sd
+(ddof=1) and n; every validation figure names the rot90 protocol it was measured under.
 """
 
 from __future__ import annotations
@@ -10,27 +11,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from equiseg.analysis.metrics import PSNR_CAP_DB
 from equiseg.config import Params
 from equiseg.report import figures
 from equiseg.report.document import Document
 from equiseg.report.findings import findings_markdown
 from equiseg.report.run_results import RunResults, load_runs, read_data_info
 from equiseg.report.tables import (
-    EQUIVARIANCE_BEST,
     EQUIVARIANCE_FORMATS,
-    FINAL_EPOCH_BEST,
-    FLIP_BEST,
-    QUARTER_TURN_BEST,
     equivariance_table,
-    final_epoch_table,
+    eval_mode_table,
     flip_table,
+    protocol_name,
     quarter_turn_table,
+    seed_final_epoch_table,
+    spread,
 )
 
 TITLE = "equiseg report: segmentation accuracy and rotation equivariance"
+
+
 class AngleFigure(NamedTuple):
     mean: str
-    std: str | None
+    sd: str | None
     low: str | None
     ylabel: str
     file: str
@@ -39,20 +42,28 @@ class AngleFigure(NamedTuple):
 
 
 ANGLE_FIGURES = (
-    AngleFigure("set_iou_gt_mean", "set_iou_gt_std", "set_iou_gt_min", "IoU vs ground truth",
+    AngleFigure("set_iou_gt_mean", "set_iou_gt_mean_sd", "set_iou_gt_min", "IoU vs ground truth",
                 "rotation_iou.png", "Accuracy against rotation angle",
-                "Accuracy: validation IoU against ground truth at each rotation angle."),
-    AngleFigure("set_iou_consistency_mean", "set_iou_consistency_std", "set_iou_consistency_min",
-                "consistency IoU", "rotation_consistency.png", "Consistency against rotation angle",
+                "Accuracy: validation-set mean IoU against ground truth at each rotation angle."),
+    AngleFigure("set_iou_consistency_mean", "set_iou_consistency_mean_sd",
+                "set_iou_consistency_min", "consistency IoU", "rotation_consistency.png",
+                "Consistency against rotation angle",
                 "Consistency: IoU between the prediction on the rotated image, turned back, and "
                 "the upright prediction (needs no labels); 1 means exactly equivariant."),
-    AngleFigure("set_psnr_db_mean", None, None, "PSNR (dB)", "rotation_psnr.png",
-                "Agreement in decibels against rotation angle",
-                "Agreement of the probability maps in decibels (PSNR; higher is closer, "
-                "identical maps are infinite)."),
+    AngleFigure("set_psnr_db_pooled", "set_psnr_db_pooled_sd", None, "pooled PSNR (dB)",
+                "rotation_psnr.png", "Agreement in decibels against rotation angle",
+                "Agreement of the probability maps in decibels: the pooled PSNR of the set, "
+                "10·log10(1 / MSE) with the squared differences pooled over all valid pixels of "
+                "all validation images (StyleGAN3's EQ-R); higher is closer. Identical maps score "
+                f"the cap, {PSNR_CAP_DB:g} dB, not infinity."),
 )
-TRAIN_FIGURES = (("train_loss", "training loss"), ("train_iou", "training IoU"),
+TRAIN_FIGURES = (("train_loss", "training loss (augmented batches, running)"),
+                 ("train_iou", "training IoU (augmented batches, running)"),
                  ("val_loss", "validation loss"), ("val_iou", "validation IoU"))
+PROTOCOLS = {"uniform": "each image turned by k·90° with k uniform in 0..3, a quarter upright",
+             "seed": "the seed's RandomRotate90(p=0.5), 62.5% of the images upright"}
+SEEDS_NOTE = ("Figures are means over the seeds; ± gives the sample standard deviation across "
+              "seeds (ddof=1), left out when only one seed ran; n counts the seeds.")
 
 
 def setting_markdown(params: Params, data_info: dict[str, Any]) -> str:
@@ -69,7 +80,12 @@ def setting_markdown(params: Params, data_info: dict[str, Any]) -> str:
     images = params.sweep.max_images or "all"
     return "\n".join([
         f"- **Data:** {data}",
-        f"- **Profile:** `{params.profile}`, seed {params.seed}",
+        f"- **Profile:** `{params.profile}`",
+        (f"- **Seeds:** {list(params.seeds)} (n={len(params.seeds)}): tables give mean ± sample "
+         "sd over seeds (ddof=1; no sd with one seed), curves a band of ± sd"),
+        (f"- **Validation protocol:** `evaluate.rot90: {params.evaluate.rot90}` "
+         f"({protocol_name(params.evaluate.rot90)}: {PROTOCOLS[params.evaluate.rot90]}; "
+         f"which image gets which turn is fixed by `rot90_seed` {params.evaluate.rot90_seed})"),
         f"- **Runs:** {', '.join(params.models)} × {', '.join(params.augments)} augmentation",
         (f"- **Training:** {train.epochs} epochs, batch {train.batch_size}, learning rate "
          f"{train.lr:g}, weight decay {train.weight_decay:g}, images "
@@ -95,14 +111,20 @@ def setting_caveat(params: Params, data_info: dict[str, Any]) -> str | None:
 
 def _add_training_curves(doc: Document, runs: list[RunResults], fig_dir: Path,
                          colors: dict) -> None:
-    curves = {r.label: r.train_curve for r in runs if r.train_curve is not None}
+    curves = {r.label: r.training for r in runs if r.training is not None}
     if not curves:
         return
     doc.heading("Training curves")
+    protocols = " and ".join(sorted({protocol_name(r.protocol) for r in runs}))
+    doc.paragraph("Per epoch, mean over seeds with a band of ± sd across seeds (none for one "
+                  "seed). Training figures are running values over the epoch's augmented "
+                  "batches; validation figures are measured after each epoch, in eval mode, "
+                  f"with the validation images under {protocols}.")
     for column, name in TRAIN_FIGURES:
         path = figures.training_curve_figure(curves, column, fig_dir / f"{column}.png",
-                                             ylabel=name, title=f"{name} per epoch", colors=colors)
-        doc.figure(path, f"{name[0].upper()}{name[1:]} per epoch, all runs.")
+                                             ylabel=name, title=f"{name} per epoch",
+                                             colors=colors, sd_column=column + "_sd")
+        doc.figure(path, f"{name[0].upper()}{name[1:]} per epoch, all runs, ± sd over seeds.")
 
 
 def _add_rotation(doc: Document, runs: list[RunResults], fig_dir: Path, colors: dict) -> None:
@@ -111,12 +133,14 @@ def _add_rotation(doc: Document, runs: list[RunResults], fig_dir: Path, colors: 
         return
     doc.heading("Rotation sweep")
     doc.paragraph("Each validation image is rotated by every angle, segmented, and the prediction "
-                  "rotated back. Lines are validation-set means, bands mean ± std, dashed lines "
-                  "the worst image; dotted verticals mark the 90° multiples.")
+                  "rotated back. Lines are validation-set figures averaged over seeds, bands ± sd "
+                  "across seeds (none for one seed), dashed lines the worst image (mean over "
+                  "seeds); dotted verticals mark the 90° multiples.")
     for spec in ANGLE_FIGURES:
         path = figures.angle_figure(curves, spec.mean, fig_dir / spec.file, ylabel=spec.ylabel,
-                                    title=spec.title, std_column=spec.std, min_column=spec.low,
-                                    clip=(0.0, 1.0) if spec.std else None, colors=colors)
+                                    title=spec.title, std_column=spec.sd, min_column=spec.low,
+                                    clip=(0.0, 1.0) if spec.low else None, colors=colors,
+                                    band_label="± sd over seeds", min_label="worst image")
         doc.figure(path, spec.caption)
 
 
@@ -129,30 +153,38 @@ def _add_perturbations(doc: Document, runs: list[RunResults], fig_dir: Path,
     flips = flip_table(runs)
     if flips is not None:
         doc.paragraph("Validation-set mean IoU against ground truth, and consistency IoU with the "
-                      "unflipped prediction, under horizontal and vertical mirror flips.")
-        doc.table(flips, bold_best=FLIP_BEST)
-    path = figures.photometric_figure(tables, fig_dir / "photometric.png", colors=colors)
+                      "unflipped prediction, under horizontal and vertical mirror flips. "
+                      + SEEDS_NOTE)
+        doc.table(flips[0], bold_best=flips[1], spread=spread(flips[0]))
+    path = figures.photometric_figure(tables, fig_dir / "photometric.png", colors=colors,
+                                      band_columns=("set_iou_gt_mean_sd",
+                                                    "set_iou_consistency_mean_sd"))
     if path is not None:
         doc.figure(path, "Brightness, contrast and noise: IoU against ground truth (top) and "
-                         "consistency with the unperturbed prediction (bottom); bands are ± std.")
+                         "consistency with the unperturbed prediction (bottom); bands are ± sd "
+                         "over seeds.")
 
 
 def _add_equivariance(doc: Document, runs: list[RunResults]) -> None:
     table = equivariance_table(runs)
     if table is None:
         return
+    frame, best = table
     doc.heading("Equivariance")
     exact = [f"`{r.label}`" for r in runs
-             if r.equivariance is not None and r.equivariance.get("exact_at_90_multiples")]
+             if r.equivariance is not None and r.equivariant["exact_at_90_multiples"]]
     inexact = [f"`{r.label}`" for r in runs
-               if r.equivariance is not None and not r.equivariance.get("exact_at_90_multiples")]
-    doc.paragraph(f"**Exact at 90° multiples:** {', '.join(exact) or 'none'}. "
+               if r.equivariance is not None and not r.equivariant["exact_at_90_multiples"]]
+    doc.paragraph(f"**Exact at 90° multiples** (every seed): {', '.join(exact) or 'none'}. "
                   f"**Not exact:** {', '.join(inexact) or 'none'}. Off the 90° grid no model is "
-                  "exact, since rotating the pixel grid itself interpolates.")
-    doc.table(table, bold_best=EQUIVARIANCE_BEST, floatfmt=EQUIVARIANCE_FORMATS)
+                  "exact, since rotating the pixel grid itself interpolates. *Pooled dB off "
+                  "grid*: the pooled PSNR of the set (EQ-R style, squared differences pooled over "
+                  "all valid pixels of all images) averaged over the angles off the 90° grid; "
+                  f"identical maps score {PSNR_CAP_DB:g} dB. " + SEEDS_NOTE)
+    doc.table(frame, bold_best=best, floatfmt=EQUIVARIANCE_FORMATS, spread=spread(frame))
 
 
-def _add_predictions(doc: Document, runs: list[RunResults]) -> None:
+def _add_predictions(doc: Document, runs: list[RunResults], first_seed: int) -> None:
     if not any(r.gif or r.samples for r in runs):
         return
     doc.heading("Predictions")
@@ -160,15 +192,42 @@ def _add_predictions(doc: Document, runs: list[RunResults]) -> None:
         if run.gif or run.samples:
             doc.heading(run.label, level=3)
         if run.gif:
-            doc.figure(run.gif, f"`{run.label}`: predictions as the input turns through 360°.")
+            doc.figure(run.gif, f"`{run.label}` (seed {first_seed}): predictions as the input "
+                                "turns through 360°.")
         if run.samples:
-            doc.figure(run.samples, f"`{run.label}`: sample validation predictions.")
+            doc.figure(run.samples, f"`{run.label}` (seed {first_seed}): sample validation "
+                                    "predictions.")
+
+
+def _add_accuracy_tables(doc: Document, runs: list[RunResults]) -> None:
+    seed_table = seed_final_epoch_table(runs)
+    doc.heading("Final epoch: the seed's quantities")
+    if seed_table is not None:
+        doc.paragraph("As the seed reports them: *train* IoU and loss are running values over the "
+                      "last epoch's augmented training batches (train mode, weights changing), "
+                      "*val* figures are measured after that epoch under the rot90 protocol named "
+                      "in the column. Best value per column in bold (highest IoU, lowest loss). "
+                      + SEEDS_NOTE)
+        doc.table(seed_table[0], bold_best=seed_table[1], spread=spread(seed_table[0]))
+    else:
+        doc.paragraph("No training curves were found (see Missing inputs).")
+    doc.heading("Eval-mode figures of the final models", level=3)
+    frame, best = eval_mode_table(runs)
+    doc.paragraph("The evaluate stage's re-scoring of the saved models: eval mode, fp32, training "
+                  "images *without* augmentation, validation under the named protocol. Not the "
+                  "seed's quantities; shown beside them so the two are not confused.")
+    doc.table(frame, bold_best=best, spread=spread(frame))
+    frame, best = quarter_turn_table(runs)
+    doc.paragraph("Validation IoU under the protocol, then with every image turned by the same "
+                  "multiple of 90° (eval mode); *spread* is max - min of the four turns per seed.")
+    doc.table(frame, bold_best=best, spread=spread(frame))
 
 
 def build_run_report(params: Params, root: str | Path, out_dir: str | Path) -> Path:
     """Write report.md, report.html and figures/*.png into `out_dir`; return the HTML path."""
     root, out_dir = Path(root), Path(out_dir)
-    runs = load_runs(root, params.models, params.augments, expect_gif=params.sweep.gif)
+    runs = load_runs(root, params.models, params.augments, params.seeds,
+                     expect_gif=params.sweep.gif)
     colors = figures.run_colors([r.label for r in runs])
     fig_dir = out_dir / "figures"
     doc = Document(TITLE)
@@ -178,19 +237,12 @@ def build_run_report(params: Params, root: str | Path, out_dir: str | Path) -> P
         doc.note(caveat)
     doc.heading("Findings")
     doc.paragraph(findings_markdown(runs))
-    doc.heading("Final epoch")
-    doc.paragraph("Best value per column in bold (highest IoU, lowest loss).")
-    doc.table(final_epoch_table(runs), bold_best=FINAL_EPOCH_BEST)
-    quarter = quarter_turn_table(runs)
-    if quarter is not None:
-        doc.paragraph("Validation IoU with every image turned by the same multiple of 90°; "
-                      "the first column is the seed's protocol (a random turn per image).")
-        doc.table(quarter, bold_best=QUARTER_TURN_BEST)
+    _add_accuracy_tables(doc, runs)
     _add_training_curves(doc, runs, fig_dir, colors)
     _add_rotation(doc, runs, fig_dir, colors)
     _add_perturbations(doc, runs, fig_dir, colors)
     _add_equivariance(doc, runs)
-    _add_predictions(doc, runs)
+    _add_predictions(doc, runs, params.seeds[0])
     missing = [path for run in runs for path in run.missing]
     if missing:
         doc.heading("Missing inputs")

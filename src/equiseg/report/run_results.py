@@ -1,9 +1,11 @@
 """Everything the pipeline wrote about each trained run, read from the contract's file layout.
 
-Runs come from the params' `models` x `augments`, never from a glob of the output folders, so a
-narrowed model list never shows results of models trained earlier. `metrics/summary.json` is the
-one required input; any other missing file is listed in `RunResults.missing`, and the report says
-so instead of failing or silently leaving it out.
+Runs come from the params' `models` x `augments` (and `seeds`), never from a glob of the output
+folders, so a narrowed model list never shows results of models trained earlier.
+`plots/evaluate/<run>.csv` (one row per seed) is the one required input; any other missing file
+is listed in `RunResults.missing`, and the report says so instead of failing or silently leaving
+it out. Figures over seeds come from `equiseg.analysis.replicates`: `<figure>` is the mean over
+seeds, `<figure>_sd` the sample sd (NaN for one seed), `n` the number of seeds.
 """
 
 from __future__ import annotations
@@ -15,36 +17,76 @@ from typing import Any
 
 import pandas as pd
 
+from equiseg.analysis.replicates import replicate_stats
+from equiseg.config import run_name
 from equiseg.errors import EquisegError
 
-SUMMARY_KEYS = ("train_iou", "train_loss", "val_iou", "val_loss")
+EVALUATE_COLUMNS = ("seed", "rot90", "train_loss", "train_iou", "val_loss", "val_iou",
+                    "rot0_val_iou", "rot90_val_iou", "rot180_val_iou", "rot270_val_iou")
 TRAIN_COLUMNS = ("epoch", "train_loss", "train_iou", "val_loss", "val_iou")
-ROTATION_COLUMNS = ("angle", "set_iou_gt_mean", "set_iou_gt_std", "set_iou_gt_min",
-                    "set_iou_consistency_mean", "set_iou_consistency_std",
-                    "set_iou_consistency_min", "set_psnr_db_mean")
-PERTURB_COLUMNS = ("perturbation", "level", "set_iou_gt_mean", "set_iou_gt_std",
-                   "set_iou_consistency_mean", "set_iou_consistency_std")
+ROTATION_COLUMNS = ("angle", "set_iou_gt_mean", "set_iou_gt_mean_sd", "set_iou_gt_min",
+                    "set_iou_consistency_mean", "set_iou_consistency_mean_sd",
+                    "set_iou_consistency_min", "set_psnr_db_pooled", "set_psnr_db_pooled_sd", "n")
+PERTURB_COLUMNS = ("perturbation", "level", "set_iou_gt_mean", "set_iou_gt_mean_sd",
+                   "set_iou_consistency_mean", "set_iou_consistency_mean_sd", "n")
+EQUIVARIANCE_COLUMNS = ("seed", "exact_at_90_multiples", "consistency_iou_at_90_multiples",
+                        "consistency_iou_off_grid", "psnr_db_pooled_off_grid")
 
 
 @dataclass
 class RunResults:
-    """One `<model>-<augment>` run: its summary row and whatever else the pipeline wrote."""
+    """One `<model>-<augment>` run over its seeds: per-seed tables, their statistics over seeds,
+    and whatever else the pipeline wrote."""
 
     model: str
     augment: str
-    summary: dict[str, float]
-    train_curve: pd.DataFrame | None = None
-    evaluate: dict[str, Any] | None = None
-    rotation: pd.DataFrame | None = None
-    perturb: pd.DataFrame | None = None
-    equivariance: dict[str, Any] | None = None
+    evaluate: pd.DataFrame  # one row per seed, eval-mode figures (plots/evaluate)
+    train_curves: dict[int, pd.DataFrame] = field(default_factory=dict)  # seed -> history
+    rotation: pd.DataFrame | None = None  # per angle, over seeds
+    perturb: pd.DataFrame | None = None  # per perturbation and level, over seeds
+    equivariance: pd.DataFrame | None = None  # one row per seed
     gif: Path | None = None
     samples: Path | None = None
     missing: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
-        return f"{self.model}-{self.augment}"
+        return run_name(self.model, self.augment)
+
+    @property
+    def protocol(self) -> str:
+        """The `evaluate.rot90` protocol the validation figures were measured under."""
+        return str(self.evaluate["rot90"].iloc[0])
+
+    @property
+    def evaluated(self) -> pd.Series:
+        """Eval-mode figures over seeds (mean, `_sd`, `n`)."""
+        return replicate_stats(self.evaluate).iloc[0]
+
+    @property
+    def final_epoch(self) -> pd.Series | None:
+        """The seed's final-epoch figures over seeds: train_* running over the last epoch's
+        augmented batches, val_* after it; None without training curves."""
+        if not self.train_curves:
+            return None
+        last = pd.DataFrame([curve.iloc[-1] for curve in self.train_curves.values()])
+        return replicate_stats(last.drop(columns="epoch")).iloc[0]
+
+    @property
+    def training(self) -> pd.DataFrame | None:
+        """Training curves over seeds, per epoch."""
+        if not self.train_curves:
+            return None
+        return replicate_stats(pd.concat(self.train_curves.values()), by=["epoch"])
+
+    @property
+    def equivariant(self) -> pd.Series | None:
+        """Equivariance summaries over seeds; `exact_at_90_multiples` is True if every seed is."""
+        if self.equivariance is None:
+            return None
+        stats = replicate_stats(self.equivariance).iloc[0].astype(object)
+        stats["exact_at_90_multiples"] = bool(self.equivariance["exact_at_90_multiples"].all())
+        return stats
 
 
 def read_json(path: Path) -> Any:
@@ -70,33 +112,21 @@ def read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     return frame
 
 
-def read_summary(root: Path) -> dict[str, dict[str, float]]:
-    path = root / "metrics" / "summary.json"
-    if not path.is_file():
-        raise EquisegError(f"{path}: not found; run the evaluate stage first (dvc repro evaluate)")
-    summary = read_json(path)
-    if not isinstance(summary, dict):
-        raise EquisegError(f"{path}: expected an object keyed by '<model>-<augment>'")
-    return summary
-
-
-def load_run(root: Path, model: str, augment: str, summary: dict[str, dict[str, float]],
+def load_run(root: Path, model: str, augment: str, seeds: tuple[int, ...],
              expect_gif: bool = True) -> RunResults:
-    """Read one run's files; the summary entry is required, the rest is optional.
-
-    `expect_gif=False` (sweep.gif off) neither looks for the GIF nor lists it as missing.
-    """
-    label = f"{model}-{augment}"
-    summary_path = root / "metrics" / "summary.json"
-    if label not in summary:
-        raise EquisegError(f"{summary_path}: no entry for '{label}' (models x augments in params); "
-                           "run the train and evaluate stages for it")
-    row = summary[label]
-    absent = [k for k in SUMMARY_KEYS if k not in row]
+    """Read one run's files; the evaluate table is required (with a row for every seed), the rest
+    is optional. `expect_gif=False` (sweep.gif off) neither looks for the GIF nor lists it."""
+    label = run_name(model, augment)
+    evaluate_path = root / "plots" / "evaluate" / f"{label}.csv"
+    if not evaluate_path.is_file():
+        raise EquisegError(f"{evaluate_path}: not found; run the train and evaluate stages for "
+                           f"'{label}' (dvc repro evaluate)")
+    evaluate = read_csv(evaluate_path, EVALUATE_COLUMNS)
+    absent = sorted(set(seeds) - set(evaluate["seed"]))
     if absent:
-        raise EquisegError(f"{summary_path}: '{label}' lacks {', '.join(absent)}; "
-                           "rerun the evaluate stage")
-    run = RunResults(model, augment, {k: float(row[k]) for k in SUMMARY_KEYS})
+        raise EquisegError(f"{evaluate_path}: no row for seed(s) {absent} of params' seeds; "
+                           "rerun the evaluate stage (dvc repro evaluate)")
+    run = RunResults(model, augment, evaluate[evaluate["seed"].isin(seeds)].reset_index(drop=True))
 
     def optional(path: Path) -> Path | None:
         if path.is_file():
@@ -104,16 +134,15 @@ def load_run(root: Path, model: str, augment: str, summary: dict[str, dict[str, 
         run.missing.append(path.relative_to(root).as_posix())
         return None
 
-    if path := optional(root / "plots" / "train" / f"{label}.csv"):
-        run.train_curve = read_csv(path, TRAIN_COLUMNS)
-    if path := optional(root / "metrics" / "evaluate" / f"{label}.json"):
-        run.evaluate = read_json(path)
+    for seed in seeds:
+        if path := optional(root / "plots" / "train" / f"{run_name(model, augment, seed)}.csv"):
+            run.train_curves[seed] = read_csv(path, TRAIN_COLUMNS)
     if path := optional(root / "plots" / "rotation" / f"{label}.csv"):
         run.rotation = read_csv(path, ROTATION_COLUMNS).sort_values("angle", ignore_index=True)
     if path := optional(root / "plots" / "perturb" / f"{label}.csv"):
         run.perturb = read_csv(path, PERTURB_COLUMNS)
-    if path := optional(root / "metrics" / "equivariance" / f"{label}.json"):
-        run.equivariance = read_json(path)
+    if path := optional(root / "plots" / "equivariance" / f"{label}.csv"):
+        run.equivariance = read_csv(path, EQUIVARIANCE_COLUMNS)
     if expect_gif:
         run.gif = optional(root / "plots" / "rotation" / f"{label}.gif")
     run.samples = optional(root / "plots" / "samples" / f"{label}.png")
@@ -121,11 +150,9 @@ def load_run(root: Path, model: str, augment: str, summary: dict[str, dict[str, 
 
 
 def load_runs(root: str | Path, models: tuple[str, ...], augments: tuple[str, ...],
-              expect_gif: bool = True) -> list[RunResults]:
-    """All runs of `models` x `augments`, in that order."""
-    root = Path(root)
-    summary = read_summary(root)
-    return [load_run(root, m, a, summary, expect_gif) for m in models for a in augments]
+              seeds: tuple[int, ...] = (0,), expect_gif: bool = True) -> list[RunResults]:
+    """All runs of `models` x `augments`, in that order, over `seeds`."""
+    return [load_run(Path(root), m, a, tuple(seeds), expect_gif) for m in models for a in augments]
 
 
 def read_data_info(root: str | Path) -> dict[str, Any]:

@@ -1,82 +1,142 @@
-"""The report's tables as DataFrames, each with the rule that bolds its best values."""
+"""The report's tables as DataFrames, each with the rule that bolds its best values.
+
+Every figure is the mean over the run's seeds; its sample sd over seeds sits in a hidden column
+named by `SPREAD` (shown as `mean ± sd` by `Document.table(spread=...)`, nothing for one seed)
+and `n` counts the seeds. Column names say which rot90 protocol a validation figure was
+measured under.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 
+from equiseg.analysis.replicates import SD_SUFFIX
 from equiseg.report.run_results import RunResults
 
-FINAL_EPOCH_BEST = {"train IoU": "max", "train loss": "min",
-                    "validation IoU": "max", "validation loss": "min"}
-QUARTER_TURNS = ("rot0", "rot90", "rot180", "rot270")
-QUARTER_TURN_BEST = {"val IoU (random 90° turns)": "max", "0°": "max", "90°": "max",
-                     "180°": "max", "270°": "max", "spread": "min"}
-EQUIVARIANCE_BEST = {"consistency IoU at 90° multiples": "max",
-                     "consistency IoU off grid": "max", "PSNR off grid (dB)": "max",
-                     "worst-angle IoU": "max", "IoU spread": "min",
-                     "flip-h consistency": "max", "flip-v consistency": "max"}
-EQUIVARIANCE_FORMATS = {"PSNR off grid (dB)": ".1f", "worst angle (°)": "g"}
-FLIP_BEST = {"flip-h IoU": "max", "flip-h consistency": "max",
-             "flip-v IoU": "max", "flip-v consistency": "max"}
+QUARTER_TURNS = (("0°", "rot0_val_iou"), ("90°", "rot90_val_iou"), ("180°", "rot180_val_iou"),
+                 ("270°", "rot270_val_iou"))
+EQUIVARIANCE_FORMATS = {"pooled dB off grid": ".1f"}
 
 
-def _ids(run: RunResults) -> dict[str, str]:
-    return {"model": run.model, "augmentation": run.augment}
+def protocol_name(protocol: str) -> str:
+    """How a rot90 protocol is named in column headers and captions."""
+    return {"uniform": "uniform 90° turns", "seed": "seed's RandomRotate90"}.get(protocol,
+                                                                              protocol)
 
 
-def final_epoch_table(runs: list[RunResults]) -> pd.DataFrame:
-    """The seed's table: final-epoch train/validation IoU and loss per run."""
-    return pd.DataFrame([{**_ids(r), "train IoU": r.summary["train_iou"],
-                          "train loss": r.summary["train_loss"],
-                          "validation IoU": r.summary["val_iou"],
-                          "validation loss": r.summary["val_loss"]} for r in runs])
+def _ids(run: RunResults, n: object) -> dict:
+    return {"model": run.model, "augmentation": run.augment, "n": int(n)}
 
 
-def quarter_turn_table(runs: list[RunResults]) -> pd.DataFrame | None:
-    """Validation IoU with every image turned by 0, 90, 180, 270 degrees, and their spread."""
+def _pick(stats: pd.Series, pairs: list[tuple[str, str]]) -> dict:
+    """{shown name: mean, shown name + SD_SUFFIX: sd} for (shown name, statistic) pairs."""
+    row = {}
+    for shown, source in pairs:
+        row[shown] = stats.get(source, float("nan"))
+        row[shown + SD_SUFFIX] = stats.get(source + SD_SUFFIX, float("nan"))
+    return row
+
+
+def spread(frame: pd.DataFrame) -> dict[str, str]:
+    """`Document.table(spread=...)` for a frame of this module: each figure -> its sd column."""
+    return {c: c + SD_SUFFIX for c in frame.columns if c + SD_SUFFIX in frame.columns}
+
+
+def seed_final_epoch_table(runs: list[RunResults]) -> tuple[pd.DataFrame, dict] | None:
+    """The seed's table, the seed's quantities: train IoU and loss are the running values over
+    the last epoch's augmented training batches (train mode), validation after that epoch under
+    the run's rot90 protocol."""
     rows = []
     for run in runs:
-        if run.evaluate is None:
+        stats = run.final_epoch
+        if stats is None:
             continue
-        turns = [run.evaluate.get(k, {}).get("val_iou", float("nan")) for k in QUARTER_TURNS]
-        rows.append({**_ids(run), "val IoU (random 90° turns)": run.evaluate.get("val_iou"),
-                     "0°": turns[0], "90°": turns[1], "180°": turns[2], "270°": turns[3],
-                     "spread": max(turns) - min(turns)})
-    return pd.DataFrame(rows) if rows else None
+        val = protocol_name(run.protocol)
+        rows.append({**_ids(run, stats["n"]), **_pick(stats, [
+            ("train IoU (last epoch, augmented)", "train_iou"),
+            ("train loss (last epoch, augmented)", "train_loss"),
+            (f"val IoU ({val})", "val_iou"), (f"val loss ({val})", "val_loss")])})
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    best = {c: ("max" if "IoU" in c else "min") for c in spread(frame)}
+    return frame, best
 
 
-def equivariance_table(runs: list[RunResults]) -> pd.DataFrame | None:
+def eval_mode_table(runs: list[RunResults]) -> tuple[pd.DataFrame, dict]:
+    """The final models re-scored by the evaluate stage: eval mode, fp32, training images
+    without augmentation, validation under the run's rot90 protocol."""
     rows = []
     for run in runs:
-        eq = run.equivariance
-        if eq is None:
+        stats = run.evaluated
+        val = protocol_name(run.protocol)
+        rows.append({**_ids(run, stats["n"]), **_pick(stats, [
+            ("train IoU (eval mode, unaugmented)", "train_iou"),
+            ("train loss (eval mode, unaugmented)", "train_loss"),
+            (f"val IoU ({val})", "val_iou"), (f"val loss ({val})", "val_loss")])})
+    frame = pd.DataFrame(rows)
+    return frame, {c: ("max" if "IoU" in c else "min") for c in spread(frame)}
+
+
+def quarter_turn_table(runs: list[RunResults]) -> tuple[pd.DataFrame, dict]:
+    """Validation IoU under the protocol and with every image turned by 0, 90, 180, 270 degrees,
+    and the spread (max - min) of those four per seed."""
+    rows = []
+    for run in runs:
+        per_seed = run.evaluate.copy()
+        turns = per_seed[[column for _, column in QUARTER_TURNS]]
+        per_seed["turn_spread"] = turns.max(axis=1) - turns.min(axis=1)
+        stats = run.evaluated
+        spread_stats = pd.Series({"turn_spread": per_seed["turn_spread"].mean(),
+                                  "turn_spread_sd": per_seed["turn_spread"].std(ddof=1)})
+        rows.append({**_ids(run, stats["n"]),
+                     **_pick(stats, [(f"val IoU ({protocol_name(run.protocol)})", "val_iou"),
+                                     *QUARTER_TURNS]),
+                     **_pick(spread_stats, [("spread", "turn_spread")])})
+    frame = pd.DataFrame(rows)
+    return frame, {c: ("min" if c == "spread" else "max") for c in spread(frame)}
+
+
+def equivariance_table(runs: list[RunResults]) -> tuple[pd.DataFrame, dict] | None:
+    """Exactness (every seed) and the rotation and flip figures of the sweep, over seeds."""
+    rows = []
+    for run in runs:
+        stats = run.equivariant
+        if stats is None:
             continue
-        rows.append({**_ids(run), "exact at 90° multiples": bool(eq.get("exact_at_90_multiples")),
-                     "consistency IoU at 90° multiples": eq.get("consistency_iou_at_90_multiples"),
-                     "consistency IoU off grid": eq.get("consistency_iou_off_grid"),
-                     "PSNR off grid (dB)": eq.get("psnr_db_off_grid"),
-                     "worst angle (°)": eq.get("worst_angle"),
-                     "worst-angle IoU": eq.get("worst_angle_iou"),
-                     "IoU spread": eq.get("iou_spread"),
-                     "flip-h consistency": eq.get("flip_h_consistency_iou"),
-                     "flip-v consistency": eq.get("flip_v_consistency_iou")})
-    return pd.DataFrame(rows) if rows else None
+        rows.append({**_ids(run, stats["n"]),
+                     "exact at 90° multiples": bool(stats["exact_at_90_multiples"]),
+                     **_pick(stats, [
+                         ("consistency IoU at 90° multiples", "consistency_iou_at_90_multiples"),
+                         ("consistency IoU off grid", "consistency_iou_off_grid"),
+                         ("pooled dB off grid", "psnr_db_pooled_off_grid"),
+                         ("worst-angle IoU", "worst_angle_iou"), ("IoU spread", "iou_spread"),
+                         ("flip-h consistency", "flip_h_consistency_iou"),
+                         ("flip-v consistency", "flip_v_consistency_iou")])})
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    return frame, {c: ("min" if c == "IoU spread" else "max") for c in spread(frame)}
 
 
-def flip_table(runs: list[RunResults]) -> pd.DataFrame | None:
+def flip_table(runs: list[RunResults]) -> tuple[pd.DataFrame, dict] | None:
     """Validation-set IoU against ground truth and consistency IoU under each mirror flip."""
     rows = []
     for run in runs:
         if run.perturb is None:
             continue
-        row = _ids(run)
+        flips = run.perturb.set_index("perturbation")
+        row = _ids(run, run.perturb["n"].max())
         for flip in ("flip_h", "flip_v"):
-            part = run.perturb[run.perturb["perturbation"] == flip]
+            stats = flips.loc[flip] if flip in flips.index else pd.Series(dtype=float)
+            if isinstance(stats, pd.DataFrame):
+                stats = stats.iloc[0]
             name = flip.replace("_", "-")
-            row[f"{name} IoU"] = part["set_iou_gt_mean"].mean() if len(part) else float("nan")
-            row[f"{name} consistency"] = (part["set_iou_consistency_mean"].mean()
-                                          if len(part) else float("nan"))
+            row.update(_pick(stats, [(f"{name} IoU", "set_iou_gt_mean"),
+                                     (f"{name} consistency", "set_iou_consistency_mean")]))
         rows.append(row)
     frame = pd.DataFrame(rows)
-    return frame if rows and frame.drop(columns=["model", "augmentation"]).notna().any().any() \
-        else None
+    figures = list(spread(frame)) if rows else []
+    if not rows or not frame[figures].notna().any().any():
+        return None
+    return frame, {c: "max" for c in figures}

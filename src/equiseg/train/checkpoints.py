@@ -1,9 +1,9 @@
 """End-of-epoch checkpoints that survive an interrupted `dvc repro` and resume only the same run.
 
 A checkpoint lives outside DVC's outputs (DVC deletes those before rerunning a stage) at
-`<checkpoint_dir>/<model>-<augment>-<fingerprint>.ckpt`. The fingerprint hashes every setting
-that changes the result (see `run_fingerprint`), so rerunning with the same settings resumes and
-changing any of them starts afresh. Writes are atomic: a kill mid-write leaves the previous one.
+`<checkpoint_dir>/<run>-<fingerprint>.ckpt` (run: e.g. `unet-minimal-seed0`). The fingerprint
+hashes every setting that changes the result (see `run_fingerprint`), so rerunning with the same
+settings resumes and changing any of them starts afresh. Writes are atomic: a kill mid-write leaves the previous one.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ def run_fingerprint(settings: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def checkpoint_path(checkpoint_dir: str | Path, model: str, augment: str, fingerprint: str) -> Path:
-    return Path(checkpoint_dir) / f"{model}-{augment}-{fingerprint}.ckpt"
+def checkpoint_path(checkpoint_dir: str | Path, run: str, fingerprint: str) -> Path:
+    """Where run `run` (e.g. unet-minimal-seed0) with these settings keeps its checkpoint."""
+    return Path(checkpoint_dir) / f"{run}-{fingerprint}.ckpt"
 
 
 def save_checkpoint(path: Path, state: Mapping[str, Any]) -> None:

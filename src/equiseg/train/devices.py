@@ -19,6 +19,7 @@ from equiseg.config import ConfigError
 
 
 def _available(kind: str) -> bool:
+    kind = torch.device(kind).type  # 'cuda:1' is a cuda device
     if kind == "cuda":
         return torch.cuda.is_available()
     if kind == "mps":
@@ -27,7 +28,10 @@ def _available(kind: str) -> bool:
 
 
 def select_device(requested: str = "auto", local_rank: int = 0) -> torch.device:
-    """`auto` picks cuda, then mps, then cpu; an explicit choice that is unavailable is an error."""
+    """`auto` picks cuda, then mps, then cpu; an explicit choice that is unavailable is an error.
+
+    Used by the stages and by `equiseg audit --device` alike; 'cuda:N' names one GPU.
+    """
     if requested == "auto":
         requested = next(kind for kind in ("cuda", "mps", "cpu") if _available(kind))
     elif not _available(requested):

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from equiseg.analysis.metrics import iou_counts, iou_from_counts
+from equiseg.analysis.metrics import iou_counts, iou_from_counts, pooled_iou
 from equiseg.data.datasets import SegmentationDataset
 from equiseg.data.transforms import build_transform
 from equiseg.train.devices import memory_format
@@ -53,9 +53,9 @@ class MetricTotals:
         return self
 
     def result(self) -> dict[str, float]:
-        loss, images, inter, union, iou_sum = self.sums.tolist()
+        loss, images, _, _, iou_sum = self.sums.tolist()
         images = max(images, 1.0)
-        return {"loss": loss / images, "iou": inter / union if union else 1.0,
+        return {"loss": loss / images, "iou": pooled_iou(self.sums[2], self.sums[3]),
                 "iou_per_image": iou_sum / images}
 
 
@@ -81,19 +81,21 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, *,
 
 
 def validation_set(val_rows: pd.DataFrame, *, image_size: int, pad_size: int, cache: bool,
-                   seed: int) -> Dataset:
-    """The seed's validation protocol: each image turned by k*90 degrees, k drawn from (seed, i)."""
+                   seed: int, protocol: str = "uniform") -> Dataset:
+    """The validation protocol: each image turned by k*90 degrees, k drawn from (seed, i) under
+    `protocol` ('uniform': k uniform in 0..3; 'seed': albumentations 1.x RandomRotate90(p=0.5))."""
     return SegmentationDataset(val_rows, build_transform("minimal", image_size, pad_size),
-                               cache=cache, rot90_seed=seed)
+                               cache=cache, rot90_seed=seed, rot90_protocol=protocol)
 
 
 def evaluation_sets(train_rows: pd.DataFrame, val_rows: pd.DataFrame, *, image_size: int,
-                    pad_size: int, cache: bool, seed: int) -> dict[str, Dataset]:
-    """'val' (the seed's protocol), 'rot0'..'rot270' (every image turned by k*90 degrees) and
-    'train' (training images without augmentation)."""
+                    pad_size: int, cache: bool, seed: int,
+                    protocol: str = "uniform") -> dict[str, Dataset]:
+    """'val' (`validation_set` under `protocol`), 'rot0'..'rot270' (every image turned by k*90
+    degrees) and 'train' (training images without augmentation)."""
     plain = build_transform("minimal", image_size, pad_size)
     sets = {"val": validation_set(val_rows, image_size=image_size, pad_size=pad_size, cache=cache,
-                                  seed=seed)}
+                                  seed=seed, protocol=protocol)}
     for k in range(4):
         sets[f"rot{90 * k}"] = SegmentationDataset(val_rows, plain, cache=cache, fixed_rot90=k)
     sets["train"] = SegmentationDataset(train_rows, plain, cache=cache)
@@ -110,7 +112,7 @@ def evaluate_trained(model: nn.Module, datasets: Mapping[str, Dataset], device: 
 
 
 def evaluation_record(results: Mapping[str, Mapping[str, float]]) -> dict:
-    """The metrics/evaluate JSON: seed-protocol val, no-augmentation train, and each rot90 k."""
+    """The metrics/evaluate JSON: protocol val, no-augmentation train, and each rot90 k."""
     record = {"train_loss": results["train"]["loss"], "train_iou": results["train"]["iou"],
               "val_loss": results["val"]["loss"], "val_iou": results["val"]["iou"],
               "val_iou_per_image": results["val"]["iou_per_image"]}

@@ -1,6 +1,6 @@
 """The training loop: AdamW on per-image BCE, per-epoch metrics, checkpoints, resume, DDP.
 
-`fit` trains a model for `TrainConfig.epochs` epochs, evaluating on the validation set after each
+`fit` trains a model for `epochs` epochs, evaluating on the validation set after each
 one. At the end of every epoch rank 0 writes a checkpoint (weights, optimiser, learning-rate
 schedule, RNG states, epoch, history); if one for the same run exists when `fit` starts, it
 resumes after that epoch and ends with exactly the numbers an uninterrupted run would give (on
@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from equiseg.config import ConfigError, Params, TrainConfig
+from equiseg.config import ConfigError, Params
 from equiseg.errors import EquisegError
 from equiseg.train.checkpoints import file_sha256, load_checkpoint, save_checkpoint
 from equiseg.train.devices import autocast, memory_format, pin_memory, use_bf16, use_channels_last
@@ -33,6 +33,9 @@ from equiseg.train.evaluation import LossFn, MetricTotals, bce_per_image, evalua
 from equiseg.train.loaders import evaluation_loader, training_loader
 from equiseg.train.seeding import capture_rng_state, deterministic_kernels, restore_rng_state
 
+# train_*: running totals over the epoch's augmented training batches, in training mode, as the
+# weights change (the seed's "train" figures); val_*: after the epoch, eval mode, fp32, on the
+# validation set as given (its rot90 protocol).
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_iou", "train_iou_per_image",
                    "val_loss", "val_iou", "val_iou_per_image")
 
@@ -66,35 +69,52 @@ def per_process_batch_size(batch_size: int, world_size: int) -> int:
     return batch_size // world_size
 
 
-def fit(model: nn.Module, train_set: Any, val_set: Any, config: TrainConfig,
-        device: torch.device, *, checkpoint: Path | None = None, fingerprint: str = "",
+# TrainConfig fields that are `fit` keywords of the same name: what the train stage passes on.
+FIT_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "bf16", "bf16_cpu",
+               "channels_last", "deterministic", "workers")
+
+
+def fit(model: nn.Module, train_set: Any, val_set: Any, *, device: torch.device, epochs: int,
+        batch_size: int, lr: float, weight_decay: float = 0.0, schedule: str = "constant",
+        bf16: bool = False, bf16_cpu: bool = False, channels_last: bool = False,
+        deterministic: bool = True, workers: int = 0, seed: int = 0,
+        checkpoint: Path | None = None, fingerprint: str = "",
         context: DistContext = SINGLE_PROCESS, loss_fn: LossFn = bce_per_image,
         progress: bool = True, description: str = "train") -> TrainResult:
     """Train `model` (built and seeded by the caller) and return it with its per-epoch history.
 
+    AdamW(`lr`, `weight_decay`) for `epochs` epochs of global batch `batch_size` (split over
+    `context.world_size` processes), with a constant or `onecycle` `schedule`; `bf16` autocast
+    where the device has it (on CPUs only with `bf16_cpu`), `channels_last` where it helps,
+    `deterministic` kernels, `workers` loader processes.
+    `seed`: the run's training seed (shuffling and augmentation draws derive from it).
     `checkpoint`: where to resume from and save to (rank 0 saves); None disables both.
     `loss_fn(logits, masks)` returns the loss of each image, shape (B,).
     """
-    with deterministic_kernels(config.deterministic, device):
-        return _train(model, train_set, val_set, config, device, checkpoint, fingerprint,
-                      context, loss_fn, progress, description)
+    with deterministic_kernels(deterministic, device):
+        return _train(model, train_set, val_set, device=device, epochs=epochs,
+                      batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
+                      bf16=use_bf16(bf16, device, on_cpu=bf16_cpu),
+                      channels_last=use_channels_last(channels_last, device), workers=workers,
+                      seed=seed, checkpoint=checkpoint, fingerprint=fingerprint, context=context,
+                      loss_fn=loss_fn, progress=progress, description=description)
 
 
-def _train(model: nn.Module, train_set: Any, val_set: Any, config: TrainConfig,
-           device: torch.device, checkpoint: Path | None, fingerprint: str, context: DistContext,
-           loss_fn: LossFn, progress: bool, description: str) -> TrainResult:
-    batch_size = per_process_batch_size(config.batch_size, context.world_size)
-    bf16 = use_bf16(config.bf16, device, on_cpu=config.bf16_cpu)
-    channels_last = use_channels_last(config.channels_last, device)
+def _train(model: nn.Module, train_set: Any, val_set: Any, *, device: torch.device, epochs: int,
+           batch_size: int, lr: float, weight_decay: float, schedule: str, bf16: bool,
+           channels_last: bool, workers: int, seed: int, checkpoint: Path | None,
+           fingerprint: str, context: DistContext, loss_fn: LossFn, progress: bool,
+           description: str) -> TrainResult:
+    batch_size = per_process_batch_size(batch_size, context.world_size)
     model.to(device, memory_format=memory_format(channels_last))
     loader_options = {"rank": context.rank, "world_size": context.world_size,
-                      "workers": config.workers, "pin_memory": pin_memory(device)}
-    train_loader, sampler = training_loader(train_set, batch_size=batch_size, seed=config.seed,
+                      "workers": workers, "pin_memory": pin_memory(device)}
+    train_loader, sampler = training_loader(train_set, batch_size=batch_size, seed=seed,
                                             **loader_options)
     val_loader = evaluation_loader(val_set, batch_size=batch_size, **loader_options)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
-                                  weight_decay=config.weight_decay)
-    scheduler = learning_rate_schedule(optimizer, config, steps_per_epoch=len(train_loader))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = learning_rate_schedule(optimizer, schedule, lr=lr, epochs=epochs,
+                                       steps_per_epoch=len(train_loader))
 
     result = TrainResult(model=model, history=[])
     # loaded on CPU: RNG states must stay there; load_state_dict moves the rest to the device
@@ -109,18 +129,18 @@ def _train(model: nn.Module, train_set: Any, val_set: Any, config: TrainConfig,
         result.resumed_after_epoch = state["epoch"]
         if context.is_main and progress:
             print(f"resuming {description} from {checkpoint} after epoch {state['epoch']} "
-                  f"of {config.epochs}", file=sys.stderr)
+                  f"of {epochs}", file=sys.stderr)
 
     network: nn.Module = model
     if context.is_distributed:  # GroupNorm only, no buffers to sync: skip the per-step broadcast
         network = DistributedDataParallel(model, device_ids=[device.index] if device.index is not None
                                           else None, broadcast_buffers=False)
     steps = len(train_loader)
-    bar = tqdm(total=config.epochs * steps, initial=result.resumed_after_epoch * steps,
+    bar = tqdm(total=epochs * steps, initial=result.resumed_after_epoch * steps,
                desc=description, unit="batch", disable=not (progress and context.is_main),
                dynamic_ncols=True)
     try:
-        for epoch in range(result.resumed_after_epoch + 1, config.epochs + 1):
+        for epoch in range(result.resumed_after_epoch + 1, epochs + 1):
             started = time.perf_counter()
             sampler.set_epoch(epoch)
             totals, step_losses = _train_one_epoch(network, train_loader, optimizer, scheduler,
@@ -147,14 +167,15 @@ def _train(model: nn.Module, train_set: Any, val_set: Any, config: TrainConfig,
     return result
 
 
-def learning_rate_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig,
-                           steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """None for the seed's constant rate; for `onecycle`, a per-step warm-up to `config.lr`
-    then cosine annealing to near zero over the whole run (more accuracy per epoch when epochs
-    are few). The schedule spans `config.epochs`, so a run's epoch count is part of its result."""
-    if config.schedule == "constant":
+def learning_rate_schedule(optimizer: torch.optim.Optimizer, schedule: str, *, lr: float,
+                           epochs: int, steps_per_epoch: int
+                           ) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """None for the seed's `constant` rate; for `onecycle`, a per-step warm-up to `lr` then cosine
+    annealing to near zero over the whole run (more accuracy per epoch when epochs are few). The
+    schedule spans `epochs`, so a run's epoch count is part of its result."""
+    if schedule == "constant":
         return None
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, epochs=config.epochs,
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, epochs=epochs,
                                                steps_per_epoch=steps_per_epoch)
 
 
@@ -215,7 +236,7 @@ def _advice(checkpoint: Path | None) -> str:
     return f"{kept}; lower train.lr or check the data"
 
 
-def run_settings(params: Params, model: str, augment: str, world_size: int,
+def run_settings(params: Params, model: str, augment: str, seed: int, world_size: int,
                  device: torch.device) -> dict[str, Any]:
     """Everything that changes a training run's result: what its checkpoint fingerprint hashes.
 
@@ -229,4 +250,6 @@ def run_settings(params: Params, model: str, augment: str, world_size: int,
     return {"model": model, "augment": augment,
             "architecture": dataclasses.asdict(params.architecture(model)),
             "data": dataclasses.asdict(params.data), "split_sha256": file_sha256(params.data.split_file),
-            "train": train, "seed": params.seed, "world_size": world_size, "device": device.type}
+            "train": train, "seed": seed, "evaluate": dataclasses.asdict(params.evaluate),
+            "full_augment": dataclasses.asdict(params.full_augment), "world_size": world_size,
+            "device": device.type}

@@ -1,0 +1,77 @@
+"""Stage `params`: validate the whole of params.yaml before any stage's outputs are removed.
+
+DVC deletes a stage's outputs before it runs the stage's command, so a stage that found a bad
+parameter itself would already have lost its previous results. Every other stage depends on this
+stage's output, so DVC runs it first; the output's content never changes, so a valid change reruns
+only the stages whose own parameters changed.
+
+`--unchanged` runs before and after every other stage's command: it refuses when params.yaml is no
+longer what this stage validated (as dvc.lock records it), e.g. because a second `dvc exp run`
+in the same workspace rewrote it mid-run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import yaml
+
+from equiseg.config import ConfigError, Params, load_params, param_error, parse_params, stage_parser
+from equiseg.errors import exit_on_user_error
+from equiseg.io import write_text
+
+STAMP = "params.yaml passed src/check_params.py; every stage depends on this file to run after it\n"
+
+
+def check_reachable(params: Params) -> None:
+    """The data source checks that are cheap: a local archive must exist."""
+    archive = params.data.archive
+    if archive is not None and not Path(archive).exists():
+        raise param_error("data.archive", f"is {archive!r}, which does not exist",
+                          "a local zip or extracted folder, or null to download data.urls")
+
+
+def check_unchanged(params: Params, params_file: str, lock_file: Path) -> None:
+    """Refuse if `params` differ from what the `params` stage validated in this run."""
+    try:
+        lock = yaml.safe_load(lock_file.read_text()) or {}
+    except FileNotFoundError:
+        return  # no DVC run in progress here (a stage run by hand)
+    validated = lock.get("stages", {}).get("params", {}).get("params", {}).get(params_file)
+    if validated is None:
+        return
+    try:
+        before = parse_params(validated)
+    except ConfigError:  # validated by older code: everything counts as changed
+        before = None
+    changed = [f.name for f in dataclasses.fields(Params)
+               if before is None or getattr(before, f.name) != getattr(params, f.name)]
+    if changed:
+        raise ConfigError(
+            f"{params_file} changed after the `params` stage validated it ({', '.join(changed)}; "
+            f"see {lock_file}): a second `dvc exp run` in this workspace rewrites it; run one at a "
+            "time or queue them (`dvc exp run --queue ...`, then `dvc queue start`), and run "
+            "`dvc exp run` again")
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    parser = stage_parser(__doc__)
+    parser.add_argument("--out", default="data/params.ok", help="the stamp the other stages need")
+    parser.add_argument("--unchanged", action="store_true",
+                        help="only check that params.yaml is what this run's `params` validated")
+    parser.add_argument("--lock", default="dvc.lock", help="DVC's lock file (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    params = load_params(args.params)
+    if args.unchanged:
+        check_unchanged(params, args.params, Path(args.lock))
+        return
+    check_reachable(params)
+    write_text(args.out, STAMP)
+    print(f"{args.params}: valid")
+
+
+if __name__ == "__main__":
+    main()

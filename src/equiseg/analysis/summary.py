@@ -1,0 +1,282 @@
+"""The one summary of a sweep: set statistics per level, worst level, spread, exactness, degenerate
+predictions, and the named figures a CI gate can test.
+
+Both the rotation_sweep stage (`equivariance_summary`, `rotation_table`, `perturbation_table`) and
+`equiseg audit` (`summarize`) read their numbers from here, so the stage and the audit cannot call
+the same model exact in one place and not in the other.
+
+Decisions made here, once:
+- *worst level*: the level that changes the image with the lowest mean over images (consistency
+  IoU, or IoU against masks for `worst_iou_gt_level`); a level that changes nothing (angle 0,
+  brightness 0, contrast 1, noise 0) is never the worst level.
+- *spread*: max - min of the mean consistency IoU over the levels that change the image; of the
+  mean IoU against masks over all levels (the upright accuracy is a real point of that curve).
+- *exact*: every image's raw model output (logits, or probabilities for a model that returns
+  them), undone and compared with the unperturbed one, satisfies
+  max|raw_restored - raw_reference| <= atol + rtol * max|raw_reference| inside the valid region,
+  at every rotation by a non-zero multiple of 90 degrees (flips: at the flip). Judging the raw
+  output rather than thresholded masks or saturated probabilities keeps a model whose logits
+  differ from being called exact because sigmoid(30) == sigmoid(20) in float32.
+- *dB*: `set_psnr_db_mean` is the mean of per-image PSNRs; `set_psnr_db_pooled` is StyleGAN3's
+  EQ-R, the PSNR of the mean squared error over all valid pixels of all images (see
+  `metrics.pooled_psnr_db`). Both cap at `metrics.PSNR_CAP_DB` for identical maps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from equiseg.analysis.metrics import pooled_psnr_db
+from equiseg.analysis.perturbations import Perturbation
+
+SET_COLUMNS = ("set_iou_gt_mean", "set_iou_gt_std", "set_iou_gt_min", "set_iou_consistency_mean",
+               "set_iou_consistency_std", "set_iou_consistency_min", "set_mad_mean",
+               "set_psnr_db_mean", "set_psnr_db_pooled")
+ROTATION_COLUMNS = ("angle", "iou_gt", "iou_consistency", "mad", "psnr_db", *SET_COLUMNS)
+PERTURB_COLUMNS = ("perturbation", "level", *SET_COLUMNS)
+FLIPS = ("flip_h", "flip_v")
+PHOTOMETRIC = ("brightness", "contrast", "noise")
+
+
+def identity_rows(frame: pd.DataFrame) -> pd.Series:
+    """True for rows whose perturbation changes nothing (rotate 0, brightness 0, ...)."""
+    return pd.Series([Perturbation(name, float(level)).is_identity
+                      for name, level in zip(frame["perturbation"], frame["level"])],
+                     index=frame.index, dtype=bool)
+
+
+def _pooled(part: pd.DataFrame) -> float:
+    if "mse" not in part or "valid_pixels" not in part:
+        return float("nan")
+    return pooled_psnr_db(part["mse"].to_numpy(), part["valid_pixels"].to_numpy())
+
+
+def set_statistics(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (perturbation, level) over images, rows in the frame's order: mean, std (population)
+    and min of the IoUs; mean MAD; mean of per-image dB and pooled dB; the worst `max_abs_diff`."""
+    grouped = frame.groupby(["perturbation", "level"], sort=False)
+    stats = pd.DataFrame({
+        "set_iou_gt_mean": grouped["iou_gt"].mean(),
+        "set_iou_gt_std": grouped["iou_gt"].std(ddof=0),
+        "set_iou_gt_min": grouped["iou_gt"].min(),
+        "set_iou_consistency_mean": grouped["iou_consistency"].mean(),
+        "set_iou_consistency_std": grouped["iou_consistency"].std(ddof=0),
+        "set_iou_consistency_min": grouped["iou_consistency"].min(),
+        "set_mad_mean": grouped["mad"].mean(),
+        "set_psnr_db_mean": grouped["psnr_db"].mean(),
+        "set_psnr_db_pooled": grouped.apply(_pooled, include_groups=False),
+        "set_max_abs_diff": grouped["max_abs_diff"].max(),
+    })
+    return stats.reset_index()
+
+
+def rotation_table(frame: pd.DataFrame, chosen: str | None = None) -> pd.DataFrame:
+    """Per angle, the set's statistics (what angle figures plot) and, when `chosen` names an image,
+    that image's own metrics (`plots/rotation/*.csv` of the stage, in ROTATION_COLUMNS)."""
+    rotations = frame[frame["perturbation"] == "rotate"]
+    if rotations.empty:
+        raise ValueError("the sweep has no rotations")
+    table = set_statistics(rotations).set_index("level")
+    if chosen is None:
+        return table.reset_index().rename(columns={"level": "angle"})
+    single = rotations[rotations["image"] == chosen].set_index("level")
+    if single.empty:
+        raise ValueError(f"image {chosen!r} is not in the sweep")
+    for column in ("iou_gt", "iou_consistency", "mad", "psnr_db"):
+        table[column] = single[column]
+    return table.reset_index().rename(columns={"level": "angle"})[list(ROTATION_COLUMNS)]
+
+
+def perturbation_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """`plots/perturb/*.csv`: per non-rotation perturbation and level, the set's statistics."""
+    others = frame[frame["perturbation"] != "rotate"]
+    if others.empty:
+        return pd.DataFrame(columns=list(PERTURB_COLUMNS))
+    return set_statistics(others)[list(PERTURB_COLUMNS)]
+
+
+def _mean_or_none(values: pd.Series) -> float | None:
+    values = values.dropna()
+    return None if values.empty else float(values.mean())
+
+
+def _float_or_none(value: object) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _at_quarter_turns(levels: pd.Series) -> pd.Series:
+    return (levels % 90 == 0) & (levels % 360 != 0)
+
+
+def within_tolerance(rows: pd.DataFrame, atol: float, rtol: float) -> pd.Series:
+    """Per row: the raw output, undone, equals the reference within atol + rtol * its scale.
+
+    Frames without raw columns (probability-only predict functions) fall back to probabilities.
+    """
+    if "max_abs_diff_raw" in rows and "raw_scale" in rows:
+        return rows["max_abs_diff_raw"] <= atol + rtol * rows["raw_scale"]
+    return rows["max_abs_diff"] <= atol
+
+
+def _exactness(rows: pd.DataFrame, atol: float, rtol: float) -> dict:
+    """`exact`, and the largest differences behind the verdict, over `rows`."""
+    if rows.empty:
+        return {"exact": None, "max_abs_diff": None, "max_rel_diff_raw": None}
+    relative = None
+    if "max_abs_diff_raw" in rows and "raw_scale" in rows:
+        scale = rows["raw_scale"].where(rows["raw_scale"] > 0)
+        relative = _float_or_none((rows["max_abs_diff_raw"] / scale).max())
+    return {"exact": bool(within_tolerance(rows, atol, rtol).all()),
+            "max_abs_diff": float(rows["max_abs_diff"].max()), "max_rel_diff_raw": relative}
+
+
+def _worst(part: pd.DataFrame, column: str) -> pd.Series | None:
+    values = part[column].dropna()
+    return None if values.empty else part.loc[values.idxmin()]
+
+
+def _entry(name: str, rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol: float) -> dict:
+    """One perturbation's figures: `rows` are its per-image rows, `stats` its set statistics."""
+    moved_stats = stats[~identity_rows(stats)]
+    moved_rows = rows[~identity_rows(rows)]
+    worst = _worst(moved_stats, "set_iou_consistency_mean")
+    worst_gt = _worst(moved_stats, "set_iou_gt_mean")
+    consistency = moved_stats["set_iou_consistency_mean"]
+    accuracy = stats["set_iou_gt_mean"].dropna()
+    entry = {
+        "levels": [float(v) for v in stats["level"]],
+        "worst_level": None if worst is None else float(worst["level"]),
+        "worst_consistency_iou": None if worst is None
+        else float(worst["set_iou_consistency_mean"]),
+        "consistency_iou_spread": float(consistency.max() - consistency.min())
+        if len(consistency) else 0.0,
+        "mean_consistency_iou": _mean_or_none(consistency),
+        "mean_mad": _mean_or_none(moved_stats["set_mad_mean"]),
+        "mean_psnr_db": _mean_or_none(moved_stats["set_psnr_db_mean"]),
+        "pooled_psnr_db": _float_or_none(_pooled(moved_rows)) if len(moved_rows) else None,
+        "mean_iou_gt": _mean_or_none(stats["set_iou_gt_mean"]),
+        "worst_iou_gt": _float_or_none(stats["set_iou_gt_min"].min()),
+        "worst_iou_gt_level": None if worst_gt is None else float(worst_gt["level"]),
+        "worst_mean_iou_gt": None if worst_gt is None else float(worst_gt["set_iou_gt_mean"]),
+        "iou_gt_spread": float(accuracy.max() - accuracy.min()) if len(accuracy) else None,
+    }
+    if name == "rotate":
+        quarter_stats = _at_quarter_turns(stats["level"])
+        off_grid = stats["level"] % 90 != 0
+        exact = _exactness(rows[_at_quarter_turns(rows["level"])], atol, rtol)
+        entry.update({
+            "exact_at_90_multiples": bool(exact["exact"]),
+            "max_abs_diff_at_90_multiples": exact["max_abs_diff"],
+            "max_rel_diff_raw_at_90_multiples": exact["max_rel_diff_raw"],
+            "consistency_iou_at_90_multiples": _mean_or_none(
+                stats.loc[quarter_stats, "set_iou_consistency_mean"]),
+            "consistency_iou_off_grid": _mean_or_none(
+                stats.loc[off_grid, "set_iou_consistency_mean"]),
+            "psnr_db_off_grid": _mean_or_none(stats.loc[off_grid, "set_psnr_db_mean"]),
+            "psnr_db_pooled_off_grid": _float_or_none(_pooled(rows[rows["level"] % 90 != 0]))
+            if off_grid.any() else None,
+        })
+    elif name in FLIPS:
+        exact = _exactness(rows, atol, rtol)
+        entry.update({"exact": exact["exact"], "max_abs_diff": exact["max_abs_diff"],
+                      "max_rel_diff_raw": exact["max_rel_diff_raw"]})
+    return entry
+
+
+def degenerate_images(frame: pd.DataFrame) -> dict[str, str]:
+    """Images whose prediction on the unperturbed image is degenerate, with the reason."""
+    if "degenerate" not in frame:
+        return {}
+    reference = frame[identity_rows(frame) & frame["degenerate"].astype(bool)]
+    reference = reference.drop_duplicates("image")
+    return dict(zip(reference["image"].astype(str), reference["degenerate_reason"].astype(str)))
+
+
+def summarize(frame: pd.DataFrame, atol: float, rtol: float,
+              worst_images: int = 3) -> dict:
+    """The summary of a sweep: per perturbation its figures (see the module's decisions), the
+    degenerate images, and the least consistent images."""
+    stats = set_statistics(frame)
+    per_perturbation = {}
+    for name in stats["perturbation"].unique():
+        per_perturbation[str(name)] = _entry(name, frame[frame["perturbation"] == name],
+                                             stats[stats["perturbation"] == name], atol, rtol)
+    perturbed = frame[~identity_rows(frame)]
+    by_image = perturbed.groupby("image", sort=False)["iou_consistency"].mean().sort_values()
+    degenerate = degenerate_images(frame)
+    reasons: dict[str, int] = {}
+    for reason in degenerate.values():
+        reasons[reason] = reasons.get(reason, 0) + 1
+    images = int(frame["image"].nunique())
+    return {
+        "images": images,
+        "atol": atol,
+        "rtol": rtol,
+        "degenerate_images": len(degenerate),
+        "degenerate_reasons": reasons,
+        "mostly_degenerate": bool(images and len(degenerate) > images / 2),
+        "perturbations": per_perturbation,
+        "least_consistent_images": [{"image": str(name), "mean_consistency_iou": float(value)}
+                                    for name, value in by_image.head(worst_images).items()],
+    }
+
+
+def equivariance_summary(frame: pd.DataFrame, atol: float, rtol: float) -> dict:
+    """`metrics/equivariance/*.json` of the rotation_sweep stage, read off `summarize`.
+
+    worst_angle: the rotation (not 0) with the lowest mean IoU against ground truth (consistency
+    IoU when the images have no ground truth); iou_spread: max - min of that mean over angles;
+    consistency at 90-degree multiples averages 90, 180 and 270; exact_at_90_multiples: as in
+    `summarize` (raw outputs within atol + rtol * scale, every image).
+    """
+    summary = summarize(frame, atol, rtol, worst_images=0)
+    rotate = summary["perturbations"]["rotate"]
+    by_gt = rotate["worst_iou_gt_level"] is not None
+    flips = summary["perturbations"]
+    return {
+        "worst_angle": rotate["worst_iou_gt_level"] if by_gt else rotate["worst_level"],
+        "worst_angle_iou": rotate["worst_mean_iou_gt"] if by_gt else rotate["worst_consistency_iou"],
+        "iou_spread": rotate["iou_gt_spread"] if by_gt else rotate["consistency_iou_spread"],
+        "consistency_iou_at_90_multiples": rotate["consistency_iou_at_90_multiples"],
+        "consistency_iou_off_grid": rotate["consistency_iou_off_grid"],
+        "psnr_db_off_grid": rotate["psnr_db_off_grid"],
+        "psnr_db_pooled_off_grid": rotate["psnr_db_pooled_off_grid"],
+        "exact_at_90_multiples": rotate["exact_at_90_multiples"],
+        "flip_h_consistency_iou": flips.get("flip_h", {}).get("worst_consistency_iou"),
+        "flip_v_consistency_iou": flips.get("flip_v", {}).get("worst_consistency_iou"),
+        "degenerate_images": summary["degenerate_images"],
+    }
+
+
+# -- named figures for a CI gate (`equiseg audit --fail-under NAME=VALUE`) --------------------------
+
+def _worst_of(summary: dict, names: tuple[str, ...]) -> float | None:
+    values = [summary["perturbations"][n]["worst_consistency_iou"] for n in names
+              if n in summary["perturbations"]]
+    values = [v for v in values if v is not None]
+    return min(values) if values else None
+
+
+GATE_METRICS: dict[str, tuple[str, Callable[[dict], float | None]]] = {
+    "consistency": ("worst-rotation mean consistency IoU",
+                    lambda s: s["perturbations"].get("rotate", {}).get("worst_consistency_iou")),
+    "consistency_90": ("mean consistency IoU at 90, 180 and 270 degrees",
+                       lambda s: s["perturbations"].get("rotate", {}).get(
+                           "consistency_iou_at_90_multiples")),
+    "iou_gt": ("worst-rotation mean IoU against the masks (needs --masks)",
+               lambda s: s["perturbations"].get("rotate", {}).get("worst_mean_iou_gt")),
+    "psnr_db": ("pooled dB (EQ-R) of the rotations off the 90-degree grid",
+                lambda s: s["perturbations"].get("rotate", {}).get("psnr_db_pooled_off_grid")),
+    "flip": ("worst flip's mean consistency IoU", lambda s: _worst_of(s, FLIPS)),
+    "photometric": ("worst photometric level's mean consistency IoU",
+                    lambda s: _worst_of(s, PHOTOMETRIC)),
+}
+GATE_NEEDS = {"consistency": "rotate", "consistency_90": "rotate", "iou_gt": "rotate",
+              "psnr_db": "rotate", "flip": "flip", "photometric": "brightness, contrast or noise"}
+
+
+def gate_value(summary: dict, name: str) -> float | None:
+    """The figure a gate named `name` tests (see GATE_METRICS); None if the sweep lacks it."""
+    return GATE_METRICS[name][1](summary)

@@ -1,0 +1,170 @@
+"""Models as users bring them: MONAI from the command line, ONNX, torch.export, outputs shaped like
+SegFormer's and torchvision's, and files equiseg must refuse in one line."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from tests.audit_helpers import FAST, audit_ok, one_error_line, run_cli, tiny_folder, write_models
+
+MODELS = '''
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class SemanticOutput:  # what Hugging Face's SegFormer returns: logits at a quarter of the size
+    logits: torch.Tensor
+
+
+class QuarterLogits(nn.Module):
+    def __init__(self, classes=2):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, classes, 1)
+
+    def forward(self, x):
+        return SemanticOutput(logits=self.conv(F.avg_pool2d(x, 4)))
+
+
+class TorchvisionLike(nn.Module):  # torchvision's segmentation models return {'out': ..., 'aux': ...}
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 1, 3, padding=1)
+
+    def forward(self, x):
+        return {"aux": x[:, :1], "out": self.conv(x)}
+
+
+class DeepSupervision(nn.Module):
+    def forward(self, x):
+        return (x[:, :1] - 0.5, x[:, 1:2])
+
+
+def plain(width=4):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(width, 1, 3, padding=1))
+'''
+
+
+@pytest.fixture
+def setup(tmp_path):
+    return tiny_folder(tmp_path, count=2, size=16), write_models(tmp_path, MODELS)
+
+
+def test_monai_unet_from_the_command_line_alone(tmp_path, capsys):
+    pytest.importorskip("monai", reason="monai is a test dependency (requirements.txt)")
+    images = tiny_folder(tmp_path)
+    kwargs = {"spatial_dims": 2, "in_channels": 3, "out_channels": 1, "channels": [4, 8],
+              "strides": [2], "num_res_units": 0}
+    summary = audit_ok(capsys, tmp_path / "out", "--model", "monai.networks.nets:UNet",
+                       "--model-kwargs", json.dumps(kwargs), "--seed", "3", "--images",
+                       str(images))
+    assert summary["model_kind"] == "factory" and summary["weights_loaded"] is False
+    assert summary["seed"] == 3 and summary["model_kwargs"] == kwargs
+    assert summary["perturbations"]["rotate"]["exact_at_90_multiples"] is False
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "No weights were loaded" in report.split("## Findings")[0]
+
+
+def test_onnx_export_runs_through_onnxruntime(tmp_path, capsys, setup):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is the optional extra equiseg[onnx]")
+    images, _ = setup
+    torch.manual_seed(0)
+    model = nn.Conv2d(3, 1, 1).eval()  # pixel-wise: exact at 90-degree turns in any runtime
+    path = tmp_path / "model.onnx"
+    with pytest.warns(DeprecationWarning):  # the TorchScript exporter needs no onnxscript
+        torch.onnx.export(model, (torch.rand(1, 3, 16, 16),), str(path), dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    summary = audit_ok(capsys, tmp_path / "out", "--model", str(path), "--images", str(images))
+    assert summary["model_kind"] == "onnx" and summary["weights_loaded"] is True
+    assert summary["perturbations"]["rotate"]["exact_at_90_multiples"] is True
+
+
+def test_torch_export_program_runs_without_eval(tmp_path, capsys, setup):
+    images, _ = setup
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Conv2d(4, 1, 1))
+    model.eval()
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(model, (torch.rand(2, 3, 16, 16),),
+                                  dynamic_shapes=({0: batch},))
+    path = tmp_path / "model.pt2"
+    torch.export.save(program, str(path))
+    summary = audit_ok(capsys, tmp_path / "out", "--model", str(path), "--images", str(images),
+                       "--symmetrize", "p4")
+    assert summary["model_kind"] == "torch.export"
+    assert summary["perturbations"]["rotate"]["exact_at_90_multiples"] is False
+    assert summary["symmetrized"]["perturbations"]["rotate"]["exact_at_90_multiples"] is True
+
+
+def test_segformer_like_output_needs_upsample_and_says_so(tmp_path, capsys, setup):
+    images, models = setup
+    spec = ["--model", f"{models}:QuarterLogits", "--classes", "2", "--images", str(images)]
+    code, _, err = run_cli(capsys, "audit", "--out", str(tmp_path / "no"), *FAST, *spec)
+    line = one_error_line(err)
+    assert code == 2 and "4x4 pixels for a 16x16 input (4x smaller); pass --upsample" in line
+    summary = audit_ok(capsys, tmp_path / "out", *spec, "--upsample", "--foreground-classes", "1")
+    assert summary["output"]["found"] == ".logits"
+    assert summary["output"]["upsampled_from"] == [4, 4]
+    assert summary["output"]["foreground_classes"] == [1]
+    assert "upsampled bilinearly" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_dicts_and_tuples_are_read_and_output_key_chooses(tmp_path, capsys, setup):
+    images, models = setup
+    base = ["--images", str(images)]
+    summary = audit_ok(capsys, tmp_path / "dict", "--model", f"{models}:TorchvisionLike", *base)
+    assert summary["output"]["found"] == "dict['out']"
+    summary = audit_ok(capsys, tmp_path / "aux", "--model", f"{models}:TorchvisionLike",
+                       "--output-key", "aux", *base)
+    assert summary["output"]["found"] == "dict['aux']"
+    # the aux head is the red channel itself: pixel-wise, so exact
+    assert summary["perturbations"]["rotate"]["exact_at_90_multiples"] is True
+    summary = audit_ok(capsys, tmp_path / "tuple", "--model", f"{models}:DeepSupervision", *base)
+    assert summary["output"]["found"] == "first element"
+    code, _, err = run_cli(capsys, "audit", "--out", str(tmp_path / "bad"), *FAST, *base,
+                           "--model", f"{models}:TorchvisionLike", "--output-key", "nope")
+    assert code == 2 and "keys aux, out" in one_error_line(err)
+
+
+def test_model_kwargs_reach_the_factory_and_bad_ones_are_one_line(tmp_path, capsys, setup):
+    images, models = setup
+    audit_ok(capsys, tmp_path / "out", "--model", f"{models}:plain", "--model-kwargs",
+             '{"width": 2}', "--images", str(images))
+    results = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert len(results) == 2 * 4
+    for kwargs, message in (('{"depth": 2}', "unexpected keyword argument 'depth'"),
+                            ("[1, 2]", "is not a JSON object"), ("{oops", "is not JSON")):
+        code, _, err = run_cli(capsys, "audit", "--out", str(tmp_path / "bad"), *FAST,
+                               "--model", f"{models}:plain", "--model-kwargs", kwargs,
+                               "--images", str(images))
+        assert code == 2 and message in one_error_line(err)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("whole", "holds a whole pickled model"),
+    ("garbage", "not a model file equiseg reads"),
+    ("state_dict", "holds only weights"),
+])
+def test_files_equiseg_cannot_read_are_one_clear_line(tmp_path, capsys, setup, content, message):
+    images, _ = setup
+    path = tmp_path / "model.pt"
+    if content == "whole":
+        torch.save(nn.Conv2d(3, 1, 1), path)
+    elif content == "garbage":
+        path.write_bytes(b"\x00\x01 not a model at all")
+    else:
+        torch.save(nn.Conv2d(3, 1, 1).state_dict(), path)
+    code, _, err = run_cli(capsys, "audit", "--out", str(tmp_path / "out"), *FAST,
+                           "--model", str(path), "--images", str(images))
+    assert code == 2 and message in one_error_line(err)
+    assert not (tmp_path / "out").exists()

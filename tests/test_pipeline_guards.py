@@ -1,0 +1,85 @@
+"""The `params` stage (src/check_params.py) and atomic outputs, without DVC: what it refuses, what it
+leaves behind, and the guard against a second `dvc exp run` rewriting params.yaml mid-run.
+The same behaviour under real `dvc exp run` is in tests/test_pipeline.py."""
+
+from __future__ import annotations
+
+import yaml
+
+from equiseg.io import atomic_dir, write_text
+from tests.tiny_project import TINY_PARAMS, run_stage, write_params
+
+
+def write_lock(root, params: dict) -> None:
+    """A dvc.lock as DVC leaves it once the `params` stage has run with `params`."""
+    lock = {"schema": "2.0", "stages": {"params": {"cmd": "python src/check_params.py",
+                                                  "params": {"params.yaml": params}}}}
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+
+
+def test_valid_params_write_a_stamp_that_does_not_change(tmp_path):
+    write_params(tmp_path)
+    assert run_stage(tmp_path, "check_params.py").returncode == 0
+    stamp = (tmp_path / "data/params.ok").read_bytes()
+    write_params(tmp_path, train={"epochs": 5})
+    assert run_stage(tmp_path, "check_params.py").returncode == 0
+    assert (tmp_path / "data/params.ok").read_bytes() == stamp  # downstream stages see no change
+
+
+def test_a_wrong_value_is_one_line_naming_the_key_and_writes_nothing(tmp_path):
+    write_params(tmp_path, train={"epochs": -3})
+    result = run_stage(tmp_path, "check_params.py")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: params: 'train.epochs' must be positive, got -3"]
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_missing_local_archive_is_refused_before_any_stage_runs(tmp_path):
+    write_params(tmp_path, data={"archive": str(tmp_path / "nonexistent.zip")})
+    result = run_stage(tmp_path, "check_params.py")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: params: 'data.archive' is ")
+    assert "does not exist" in result.stderr and len(result.stderr.splitlines()) == 1
+    (tmp_path / "nonexistent.zip").write_bytes(b"")  # exists: the download stage verifies it
+    assert run_stage(tmp_path, "check_params.py").returncode == 0
+
+
+def test_the_guard_passes_while_params_yaml_is_what_the_params_stage_validated(tmp_path):
+    write_params(tmp_path)
+    assert run_stage(tmp_path, "check_params.py", "--unchanged").returncode == 0  # no dvc.lock yet
+    write_lock(tmp_path, yaml.safe_load((tmp_path / "params.yaml").read_text()))
+    # formatting is not content: the same values written differently still pass
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS, sort_keys=True, indent=4))
+    assert run_stage(tmp_path, "check_params.py", "--unchanged").returncode == 0
+
+
+def test_the_guard_refuses_a_params_yaml_rewritten_mid_run(tmp_path):
+    write_params(tmp_path)
+    write_lock(tmp_path, yaml.safe_load((tmp_path / "params.yaml").read_text()))
+    write_params(tmp_path, train={"lr": 0.05})  # what a second `dvc exp run -S` does
+    result = run_stage(tmp_path, "check_params.py", "--unchanged")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(
+        "error: params.yaml changed after the `params` stage validated it (train; see dvc.lock)")
+    assert "dvc exp run --queue" in result.stderr
+
+
+def test_an_interrupted_write_leaves_hidden_litter_that_the_next_write_removes(tmp_path):
+    class Killed(Exception):
+        pass
+
+    try:
+        with atomic_dir(tmp_path / "reports") as tmp:
+            (tmp / "report.html").write_text("half")
+            raise Killed
+    except Killed:
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # an exception cleans up at once
+    # a killed process cannot clean up: its leftovers are named .<target>.*.tmp
+    (tmp_path / ".reports.k1ll3d.tmp").mkdir()
+    (tmp_path / ".report.md.k1ll3d.tmp").write_text("half")
+    with atomic_dir(tmp_path / "reports") as tmp:
+        (tmp / "report.html").write_text("whole")
+    write_text(tmp_path / "report.md", "whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md", "reports"]

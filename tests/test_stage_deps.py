@@ -1,0 +1,136 @@
+"""dvc.yaml's deps are what DVC trusts to decide a stage is up to date: each stage must list every
+project module its script imports, directly or through other modules (function-level imports
+included), and every stage must run after the `params` stage has validated params.yaml."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+SCRIPT = re.compile(r"\bpython\s+(src/\S+\.py)")
+GUARD = "python src/check_params.py --unchanged"  # around each command; it shapes no output
+
+
+def commands(stage: dict) -> list[str]:
+    cmd = stage["cmd"]
+    return [cmd] if isinstance(cmd, str) else list(cmd)
+
+
+def scripts(stage: dict) -> list[str]:
+    """The stage's own scripts (not the guard around them)."""
+    return [m for command in commands(stage) if command != GUARD for m in SCRIPT.findall(command)]
+
+
+def module_file(name: str) -> Path | None:
+    """src/equiseg/a/b.py or src/equiseg/a/b/__init__.py for module `equiseg.a.b`."""
+    base = SRC.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def package_of(path: Path) -> str:
+    """The dotted package a file belongs to (`equiseg.nn` for src/equiseg/nn/models.py)."""
+    return ".".join(path.relative_to(SRC).parts[:-1])
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every `equiseg` module `path` imports anywhere in its body, with the packages whose
+    `__init__` Python runs on the way, and names imported from a package that are modules."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against this file's package
+                anchor = package_of(path).split(".")
+                anchor = anchor[:len(anchor) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] != "equiseg":
+                continue
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__
+                if module_file(".".join(parts[:i])):
+                    found.add(".".join(parts[:i]))
+    return found
+
+
+def imported_files(script: Path) -> set[Path]:
+    """The project files `script` imports, followed transitively."""
+    seen: set[Path] = set()
+    todo = [script]
+    while todo:
+        path = todo.pop()
+        for module in imported_modules(path):
+            file = module_file(module)
+            if file not in seen:
+                seen.add(file)
+                todo.append(file)
+    return seen
+
+
+def covered(file: Path, deps: list[str]) -> bool:
+    relative = file.relative_to(ROOT)
+    return any(relative == Path(dep) or Path(dep) in relative.parents for dep in deps)
+
+
+def test_the_import_walk_sees_function_level_and_relative_imports():
+    # nn/models.py imports equiseg.io inside save_trained, and its layers relatively or not
+    found = {file.relative_to(SRC).as_posix() for file in imported_files(SRC / "equiseg/nn/models.py")}
+    assert {"equiseg/io.py", "equiseg/errors.py", "equiseg/__init__.py",
+            "equiseg/nn/__init__.py", "equiseg/nn/layers.py"} <= found
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_every_module_a_stage_imports_is_a_dependency(name):
+    stage = STAGES[name]
+    deps = stage.get("deps", [])
+    assert scripts(stage), f"stage {name}: no `python src/<script>.py` in its cmd"
+    missing = set()
+    for script in scripts(stage):
+        assert script in deps, f"stage {name}: its script {script} is not in its deps"
+        missing |= {f.relative_to(ROOT).as_posix() for f in imported_files(ROOT / script)
+                    if not covered(f, deps)}
+    assert not missing, (f"stage {name} imports {sorted(missing)} but dvc.yaml does not list them "
+                         "(or a folder above them) in its deps: DVC would not rerun it when they change")
+
+
+@pytest.mark.parametrize("name", sorted(set(STAGES) - {"params"}))
+def test_every_stage_runs_after_params_are_validated_and_guards_them(name):
+    stage = STAGES[name]
+    assert "data/params.ok" in stage["deps"], f"stage {name} can run before params.yaml is validated"
+    assert commands(stage)[0] == GUARD and commands(stage)[-1] == GUARD, (
+        f"stage {name}: its command must start and end with `{GUARD}`")
+
+
+def test_the_params_stage_validates_the_whole_params_file_and_keeps_its_stamp():
+    stage = STAGES["params"]
+    assert stage["params"] == [{"params.yaml": None}]  # whole file: any change reruns the check
+    assert stage["outs"] == [{"data/params.ok": {"cache": False, "persist": True}}]
+
+
+def test_charts_follow_the_experiment_instead_of_naming_runs():
+    """Top-level plots name folders (DVC draws each file in them); per-run files are declared by
+    their stage. A hard-coded run name would miss gunet_p4m or show a stale run."""
+    config = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    text = yaml.safe_dump(config.get("plots", []))
+    assert not re.search(r"\b(g?unet|gunet_p4m)-", text), "dvc.yaml's plots name a run"
+    folders = {next(iter(entry)) if isinstance(entry, dict) else entry for entry in config["plots"]}
+    outs = {next(iter(out)) if isinstance(out, dict) else out
+            for stage in STAGES.values() for out in stage.get("outs", [])}
+    undrawn = {out for out in outs if out.startswith("plots/") and "${" not in out} - folders
+    assert not undrawn, f"plot folders {sorted(undrawn)} are outputs but no chart draws them"
