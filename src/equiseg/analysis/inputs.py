@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 
 from equiseg.analysis.geometry import footprint, pad_to_square
 from equiseg.analysis.sweep import SweepImage
-from equiseg.config import ConfigError
+from equiseg.config import param_error
 from equiseg.data.preprocessing import resize_image, resize_labels, resize_mask
 from equiseg.errors import EquisegError
 
@@ -231,5 +231,5 @@ def folder_images(entries: Sequence[ImageFile], classes: int, size: int = 0, pad
 
 def check_image_index(image_index: int, count: int) -> None:
     if image_index >= count:
-        raise ConfigError(f"params: 'sweep.image_index' is {image_index} but the validation set "
-                          f"has {count} images (allowed: 0..{count - 1})")
+        raise param_error("sweep.image_index", f"is {image_index} but the validation set has "
+                          f"{count} images", f"0..{count - 1}")

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from equiseg.config import ConfigError, Params
+from equiseg.config import Params, param_error
 from equiseg.errors import EquisegError
 from equiseg.train.checkpoints import file_sha256, load_checkpoint, save_checkpoint
 from equiseg.train.devices import autocast, memory_format, pin_memory, use_bf16, use_channels_last
@@ -64,8 +64,8 @@ class TrainResult:
 def per_process_batch_size(batch_size: int, world_size: int) -> int:
     """train.batch_size is the global batch; each of `world_size` processes takes an equal part."""
     if batch_size % world_size:
-        raise ConfigError(f"params: 'train.batch_size' is {batch_size}, which {world_size} processes "
-                          f"cannot share equally (allowed: a multiple of {world_size})")
+        raise param_error("train.batch_size", f"is {batch_size}, which {world_size} processes "
+                          "cannot share equally", f"a multiple of {world_size}")
     return batch_size // world_size
 
 

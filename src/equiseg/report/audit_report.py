@@ -1,0 +1,196 @@
+"""The report of `equiseg audit`: warnings first (no weights loaded, degenerate predictions,
+upsampled outputs), findings, the per-perturbation table, the original beside the symmetrized
+model, figures and the least consistent images, as Markdown and self-contained HTML.
+
+Its sentences about exact symmetries are the pipeline report's (`equiseg.report.findings`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from equiseg.analysis.summary import perturbation_table, rotation_table
+from equiseg.report.document import Document
+from equiseg.report.figures import angle_figure, photometric_figure
+from equiseg.report.findings import symmetry_sentences
+from equiseg.report.overlays import write_grid
+
+if TYPE_CHECKING:
+    from equiseg.analysis.audit import AuditOptions
+
+
+def format_value(value: float | None, spec: str = ".3f") -> str:
+    """A number for a sentence or table cell; an en dash where there is none."""
+    return "–" if value is None else format(value, spec)
+
+
+def _exact_text(entry: dict) -> str:
+    exact = entry.get("exact_at_90_multiples", entry.get("exact"))
+    return "" if exact is None else ("yes" if exact else "no")
+
+
+def _perturbation_table(summary: dict) -> pd.DataFrame:
+    rows = []
+    for name, entry in summary["perturbations"].items():
+        rows.append({"perturbation": name, "worst level": entry["worst_level"],
+                     "worst consistency IoU": entry["worst_consistency_iou"],
+                     "spread": entry["consistency_iou_spread"],
+                     "mean consistency IoU": entry["mean_consistency_iou"],
+                     "mean abs diff": entry["mean_mad"], "mean dB": entry["mean_psnr_db"],
+                     "pooled dB": entry["pooled_psnr_db"],
+                     "mean IoU vs masks": entry["mean_iou_gt"],
+                     "exact": _exact_text(entry)})
+    return pd.DataFrame(rows)
+
+
+def _warnings(summary: dict, options: AuditOptions) -> list[str]:
+    """What a reader must know before trusting any number below."""
+    lines = []
+    if not summary["weights_loaded"]:
+        lines.append(f"**No weights were loaded**: `{options.model}` was built by its factory "
+                     f"with random initial weights (seed {summary['seed']}); these numbers "
+                     "describe an untrained network. Pass `--weights FILE` to audit a trained one.")
+    if summary["mostly_degenerate"]:
+        reasons = ", ".join(f"{count} {reason}" for reason, count in
+                            summary["degenerate_reasons"].items())
+        lines.append(f"**Most predictions are degenerate** ({summary['degenerate_images']} of "
+                     f"{summary['images']} images: {reasons}): an empty or full mask agrees with "
+                     "itself under every perturbation, so high consistency here says nothing "
+                     "about equivariance. Check the input normalisation, --output and the "
+                     "weights.")
+    output = summary["output"]
+    if output["upsampled_from"]:
+        height, width = output["upsampled_from"]
+        lines.append(f"The model's output ({height}x{width}) was smaller than its input and was "
+                     "upsampled bilinearly to the input's size (`--upsample`); the upsampling is "
+                     "part of what was measured.")
+    return lines
+
+
+def _findings(summary: dict) -> str:
+    lines = []
+    found = summary["perturbations"]
+    if "rotate" in found and found["rotate"].get("max_abs_diff_at_90_multiples") is not None:
+        rotate = found["rotate"]
+        subject = "the model"
+        lines += [f"- {sentence}" for sentence in symmetry_sentences(
+            {subject: rotate["consistency_iou_at_90_multiples"]},
+            {subject: rotate["exact_at_90_multiples"]})]
+        lines.append("- Exactness is judged on raw outputs: largest "
+                     "difference relative to the largest output "
+                     f"{format_value(rotate['max_rel_diff_raw_at_90_multiples'], '.2e')}; tolerance "
+                     f"atol {summary['atol']:g} + rtol {summary['rtol']:g} x scale; largest "
+                     f"probability difference {rotate['max_abs_diff_at_90_multiples']:.2e}).")
+    if "rotate" in found and found["rotate"]["worst_level"] is not None:
+        rotate = found["rotate"]
+        lines.append(f"- Worst rotation: {rotate['worst_level']:g} degrees, mean consistency IoU "
+                     f"{rotate['worst_consistency_iou']:.3f}; spread over angles "
+                     f"{rotate['consistency_iou_spread']:.3f}.")
+    for flip in ("flip_h", "flip_v"):
+        if flip in found:
+            entry = found[flip]
+            lines.append(f"- {flip}: consistency IoU {format_value(entry['worst_consistency_iou'])}, "
+                         f"{'exact' if entry['exact'] else 'not exact'} "
+                         f"(largest probability difference {entry['max_abs_diff']:.2e}).")
+    for name in ("brightness", "contrast", "noise"):
+        if name in found and found[name]["worst_level"] is not None:
+            entry = found[name]
+            lines.append(f"- {name}: worst level {entry['worst_level']:g}, consistency IoU "
+                         f"{entry['worst_consistency_iou']:.3f}.")
+    if summary["degenerate_images"] and not summary["mostly_degenerate"]:
+        lines.append(f"- {summary['degenerate_images']} of {summary['images']} images get a "
+                     "degenerate prediction (see `degenerate_reason` in results.csv).")
+    return "\n".join(lines)
+
+
+def _comparison_table(summary: dict) -> pd.DataFrame:
+    """The original and the symmetrized model side by side."""
+    rows = []
+    for label, part, ips in (("original", summary, summary["images_per_second"]),
+                             (f"symmetrized ({summary['symmetrized']['group']})",
+                              summary["symmetrized"], summary["symmetrized"]["images_per_second"])):
+        rotate = part["perturbations"].get("rotate", {})
+        rows.append({"model": label,
+                     "worst rotation consistency IoU": rotate.get("worst_consistency_iou"),
+                     "consistency IoU at 90s": rotate.get("consistency_iou_at_90_multiples"),
+                     "exact at 90s": _exact_text(rotate) if rotate else "",
+                     "mean IoU vs masks": rotate.get("mean_iou_gt"),
+                     "images/s": ips})
+    return pd.DataFrame(rows)
+
+
+def write_report(folder: Path, frame: pd.DataFrame, summary: dict, options: AuditOptions,
+                 worst_rows: list | None, symmetrized: pd.DataFrame | None = None) -> None:
+    """Figures and the Markdown/HTML report of an audit, inside `folder`."""
+    figures = folder / "figures"
+    label = Path(options.model.split(":")[0]).stem or "model"
+    doc = Document(f"Equivariance audit: {options.model}")
+    for warning in _warnings(summary, options):
+        doc.note(warning)
+    doc.paragraph(
+        f"{summary['images']} image(s) from `{options.images}`"
+        + (f" with masks from `{options.masks}`" if options.masks else " (no masks)")
+        + f"; {frame.groupby(['perturbation', 'level'], sort=False).ngroups} perturbation levels; "
+        f"{summary['images_per_second']:.2f} images/s on {options.device}; output read as "
+        f"{summary['output']['found']}.")
+    doc.heading("Findings")
+    doc.paragraph(_findings(summary))
+    doc.table(_perturbation_table(summary))
+    doc.paragraph(
+        "*Consistency IoU*: IoU between the prediction on the perturbed image (the perturbation "
+        "undone on the output where it moves pixels) and the prediction on the original, inside "
+        "the region both saw; 1.0 = perfectly equivariant (invariant for photometric changes). "
+        "*mean dB*: mean over images of each image's PSNR between the two probability maps; "
+        "*pooled dB*: PSNR of the squared differences pooled over all images (StyleGAN3's EQ-R); "
+        "identical maps score the cap, 100 dB. *Spread*: max - min of the mean consistency over "
+        "the levels that change the image. *Exact*: every raw output (logits) within "
+        "atol + rtol x its largest magnitude, for every image.")
+    if symmetrized is not None:
+        doc.heading("Symmetrized model")
+        doc.paragraph(f"`equiseg.symmetrize(model, '{summary['symmetrized']['group']}')` averages "
+                      "the model's raw outputs over the group, each undone by its inverse "
+                      "transform: exactly equivariant by construction, at |G| times the cost.")
+        doc.table(_comparison_table(summary))
+    if (frame["perturbation"] == "rotate").any():
+        curves = {label: rotation_table(frame)}
+        if symmetrized is not None:
+            curves[f"{label} symmetrized"] = rotation_table(symmetrized)
+        doc.heading("Rotations")
+        doc.figure(angle_figure(curves, "set_iou_consistency_mean",
+                                figures / "rotation_consistency.png", "consistency IoU",
+                                "Consistency under rotation", std_column="set_iou_consistency_std",
+                                min_column="set_iou_consistency_min", clip=(0.0, 1.0)),
+                   "Consistency IoU against rotation angle: mean over images, ± std, and the "
+                   "worst image (dashed).")
+        doc.figure(angle_figure(curves, "set_psnr_db_pooled", figures / "rotation_psnr.png",
+                                "PSNR (dB, pooled)", "Equivariance error in decibels"),
+                   "PSNR between de-rotated and direct probability maps, squared differences "
+                   "pooled over images (higher is better; 100 dB = identical).")
+        if frame["iou_gt"].notna().any():
+            doc.figure(angle_figure(curves, "set_iou_gt_mean", figures / "rotation_iou_gt.png",
+                                    "IoU vs masks", "Accuracy under rotation",
+                                    std_column="set_iou_gt_std", min_column="set_iou_gt_min",
+                                    clip=(0.0, 1.0)),
+                       "IoU against the given masks at each angle.")
+    photometric = photometric_figure({label: perturbation_table(frame)},
+                                     figures / "photometric.png")
+    if photometric is not None:
+        doc.heading("Photometric changes")
+        caption = "IoU against masks (top) and consistency IoU (bottom)" if options.masks \
+            else "Consistency IoU"
+        doc.figure(photometric, f"{caption} per level, mean ± std over images.")
+    if worst_rows:
+        doc.heading("Least consistent images")
+        truth = ", and the ground truth for images with a mask" if options.masks else ""
+        doc.figure(write_grid(figures / "worst_images.png", worst_rows),
+                   "Each row: an image, its prediction, its least consistent perturbation with "
+                   f"the prediction on it, and that prediction with the perturbation undone{truth}.")
+    doc.heading("Files")
+    doc.paragraph("`results.csv`: one row per image, perturbation and level; `rotation.csv` and "
+                  "`perturb.csv`: statistics over images per level; `summary.json`: the "
+                  "figures above; `figures/`: the PNGs; `.equiseg-audit.json`: the list of "
+                  "files this audit wrote (so a later audit may replace them).")
+    doc.write(folder / "report.md", folder / "report.html")
