@@ -65,3 +65,20 @@ def test_wrong_values_name_the_key(tmp_path, key, value, message):
     node[leaf] = value
     with pytest.raises(ConfigError, match=message):
         parse_params(raw)
+
+
+def test_conf_architectures_are_the_library_presets(tmp_path):
+    """One architecture per model name: conf/ repeats MODEL_PRESETS (so -S reaches it) exactly."""
+    from equiseg.config import MODEL_PRESETS
+
+    composed = compose(tmp_path)["architectures"]
+    assert {name: {**arch, "filters": tuple(arch["filters"])} for name, arch in composed.items()} \
+        == MODEL_PRESETS
+
+
+def test_an_architecture_section_may_set_only_what_changes():
+    params = parse_params({"architectures": {"unet": {"filters": [8, 8, 16, 16]}, "gunet": {}}})
+    assert params.architecture("unet").group == "trivial"
+    assert params.architecture("unet").filters == (8, 8, 16, 16)
+    with pytest.raises(ConfigError, match="architectures.resnet' is not a known model"):
+        parse_params({"architectures": {"unet": {}, "gunet": {}, "resnet": {}}})

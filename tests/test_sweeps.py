@@ -130,6 +130,18 @@ def test_iou_against_ground_truth_of_a_model_that_reads_the_mask():
     assert 0.85 < float(rows(frame, "rotate", [45.0])["iou_gt"].iloc[0]) < 1.0
 
 
+def test_iou_against_ground_truth_counts_only_what_stayed_on_the_canvas():
+    """An image filling its canvas loses its corners when turned by 45 degrees: a model that reads
+    the mask perfectly is not blamed for them (scored where the image stayed on the canvas)."""
+    size = 32
+    mask = torch.ones(1, size, size, dtype=torch.bool)  # foreground up to the corners
+    image = torch.cat([mask.float(), torch.full((2, size, size), 0.3)])
+    item = SweepImage("full", image, footprint(size, size, size), mask)
+    frame = sweep(RedIsForeground(), items=[item])
+    turned = float(rows(frame, "rotate", [45.0])["iou_gt"].iloc[0])
+    assert turned > 0.99  # over the whole canvas the lost corners would cost about 0.17
+
+
 def test_multi_class_outputs_are_scored_per_class_with_softmax():
     class ThreeClasses(nn.Module):
         def forward(self, x):

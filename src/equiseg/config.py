@@ -18,7 +18,16 @@ import yaml
 
 from equiseg.errors import EquisegError
 
-MODEL_NAMES = ("unet", "gunet", "gunet_p4m")
+# The architecture of each named model: the one place it is written. `build_model(name)` uses it
+# as is; params.yaml's `architectures` section starts from it (conf/config.yaml repeats it so that
+# `-S architectures.unet.filters=...` needs no `+`, and a test checks the two agree).
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    "unet": {"group": "trivial", "filters": (32, 32, 64, 64), "norm_groups": 8, "group_pool": "mean"},
+    "gunet": {"group": "p4", "filters": (16, 16, 32, 32), "norm_groups": 8, "group_pool": "mean"},
+    "gunet_p4m": {"group": "p4m", "filters": (12, 12, 24, 24), "norm_groups": 4,
+                  "group_pool": "mean"},
+}
+MODEL_NAMES = tuple(MODEL_PRESETS)
 GROUP_NAMES = ("trivial", "p4", "p4m")
 AUGMENT_NAMES = ("minimal", "full")
 DATA_SOURCES = ("synthetic", "leeds")
@@ -150,12 +159,13 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ArchitectureConfig:
-    """One U-Net skeleton; the group decides plain (trivial), P4 or P4M."""
+    """One U-Net skeleton; the group decides plain (trivial), P4 or P4M. No defaults of its own:
+    a model's section starts from `MODEL_PRESETS[name]`."""
 
-    group: str = "trivial"
-    filters: tuple[int, ...] = (32, 32, 64, 64)
-    norm_groups: int = 8
-    group_pool: str = "mean"
+    group: str
+    filters: tuple[int, ...]
+    norm_groups: int
+    group_pool: str
     in_channels: int = 3
     out_channels: int = 1
 
@@ -374,12 +384,22 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         elif name == "architectures" and cls is Params:
             if not isinstance(value, dict):
                 _fail(key, "must be a mapping of model name to settings")
-            values[name] = {m: _build(ArchitectureConfig, v, f"{key}.{m}") for m, v in value.items()}
+            values[name] = {m: _build(ArchitectureConfig, _preset(m, v, f"{key}.{m}"), f"{key}.{m}")
+                            for m, v in value.items()}
         elif isinstance(value, list):
             values[name] = tuple(value)
         else:
             values[name] = value
     return cls(**values)
+
+
+def _preset(model: str, settings: Any, key: str) -> dict:
+    """A model's architecture section over its preset (so a section may set only what changes)."""
+    if model not in MODEL_PRESETS:
+        _fail(key, "is not a known model", ", ".join(MODEL_NAMES))
+    if settings is not None and not isinstance(settings, dict):
+        _fail(key, f"must be a mapping, got {type(settings).__name__}")
+    return {**MODEL_PRESETS[model], **(settings or {})}
 
 
 _NESTED = {

@@ -17,16 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from equiseg.config import MODEL_PRESETS
 from equiseg.errors import EquisegError
 from equiseg.nn.groups import get_group
 from equiseg.nn.layers import GroupPool, ResidualBlock
-
-# The architecture of each named model when params.yaml overrides nothing; params.yaml sets them all.
-MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    "unet": {"group": "trivial", "filters": (32, 32, 64, 64), "norm_groups": 8},
-    "gunet": {"group": "p4", "filters": (16, 16, 32, 32), "norm_groups": 8},
-    "gunet_p4m": {"group": "p4m", "filters": (12, 12, 24, 24), "norm_groups": 4},
-}
 
 
 class InputSizeError(EquisegError, ValueError):
