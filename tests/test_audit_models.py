@@ -168,3 +168,19 @@ def test_files_equiseg_cannot_read_are_one_clear_line(tmp_path, capsys, setup, c
                            "--model", str(path), "--images", str(images))
     assert code == 2 and message in one_error_line(err)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_from_pretrained_factory_counts_as_loaded_weights(tmp_path):
+    """`Class.from_pretrained` loads its own weights (Hugging Face's convention): no warning."""
+    from equiseg.analysis.model_loading import load_model_info
+
+    (tmp_path / "pretrained.py").write_text(
+        "from torch import nn\n\n"
+        "class Net(nn.Conv2d):\n"
+        "    @classmethod\n"
+        "    def from_pretrained(cls, path):\n"
+        "        return cls(3, 1, 1)\n")
+    spec = f"{tmp_path / 'pretrained.py'}:Net"
+    assert load_model_info(f"{spec}.from_pretrained", kwargs={"path": "x"}).weights_loaded
+    assert not load_model_info(spec, kwargs={"in_channels": 3, "out_channels": 1,
+                                             "kernel_size": 1}).weights_loaded

@@ -17,7 +17,9 @@ Accepted:
   unpickling runs arbitrary code, and needs the model's class anyway.
 `--weights FILE` loads a state dict (plain, or under a 'state_dict' or 'model' key; a
 'module.' prefix from DistributedDataParallel is dropped) into a factory's module, strictly.
-Without it a factory's model keeps its initial weights, and `LoadedModel.weights_loaded` says so.
+Without it a factory's model keeps its initial weights, and `LoadedModel.weights_loaded` says so,
+unless the factory is a `from_pretrained` (`transformers:SegformerForSemanticSegmentation.
+from_pretrained` with `--model-kwargs '{"pretrained_model_name_or_path": "my_dir"}'`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ import torch
 from torch import nn
 
 from equiseg.errors import EquisegError
+
+PRETRAINED_FACTORY = "from_pretrained"  # a factory by this name loads its own weights
 
 
 class ModelLoadError(EquisegError):
@@ -282,7 +286,9 @@ def load_model_info(spec: str, weights: str | Path | None = None,
                              "not a torch.nn.Module")
     if weights is not None:
         load_weights(model, weights, map_location)
-    return LoadedModel(model.to(map_location).eval(), "factory", weights is not None)
+    # `Class.from_pretrained` (Hugging Face, timm, ...) loads weights by its own convention
+    pretrained = spec.rpartition(":")[2].rpartition(".")[2] == PRETRAINED_FACTORY
+    return LoadedModel(model.to(map_location).eval(), "factory", weights is not None or pretrained)
 
 
 def load_model(spec: str, weights: str | Path | None = None,
