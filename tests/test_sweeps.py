@@ -16,18 +16,20 @@ from equiseg.analysis.perturbations import (
     restore,
     rotation_angles,
 )
-from equiseg.analysis.sweep import (
+from equiseg.analysis.summary import (
     PERTURB_COLUMNS,
     ROTATION_COLUMNS,
-    ModelOutputError,
-    SweepImage,
     equivariance_summary,
-    make_predictor,
     perturbation_table,
     rotation_table,
-    run_sweep,
     set_statistics,
     summarize,
+)
+from equiseg.analysis.sweep import (
+    ModelOutputError,
+    SweepImage,
+    make_predictor,
+    run_sweep,
     sweep_perturbations,
 )
 from equiseg.config import SweepConfig

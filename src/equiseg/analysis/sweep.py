@@ -25,7 +25,7 @@ averaged over classes (background included, 1.0 for a class absent from both mas
 Restored probability maps are de-rotated bilinearly and thresholded afterwards (thresholded
 bilinear), the seed's "rotate the mask back" up to boundary pixels; exact at multiples of 90.
 
-The set statistics, tables and summaries live in `equiseg.analysis.summary` (re-exported here).
+The set statistics, tables and summaries of its frames live in `equiseg.analysis.summary`.
 """
 
 from __future__ import annotations
@@ -57,17 +57,6 @@ from equiseg.analysis.perturbations import (
     perturb,
     restore,
     valid_regions,
-)
-from equiseg.analysis.summary import (  # noqa: F401 - the stage and the report import them here
-    PERTURB_COLUMNS,
-    ROTATION_COLUMNS,
-    SET_COLUMNS,
-    equivariance_summary,
-    identity_rows,
-    perturbation_table,
-    rotation_table,
-    set_statistics,
-    summarize,
 )
 from equiseg.config import SweepConfig
 from equiseg.errors import EquisegError
