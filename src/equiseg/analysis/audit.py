@@ -53,12 +53,13 @@ from equiseg.config import SweepConfig
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from equiseg.errors import EquisegError
 from equiseg.io import atomic_dir, write_csv, write_json
+from equiseg.nn.symmetrize import SYMMETRY_GROUPS
 from equiseg.report.audit_report import format_value, write_report
 from equiseg.report.overlays import labels_from_probs, paint, to_rgb
 
 SUMMARY_FILE = "summary.json"
 MANIFEST_FILE = ".equiseg-audit.json"
-EXACT_GROUPS = ("p4", "p4m")  # --require-exact: rotations by 90 degrees; and the flips
+EXACT_GROUPS = SYMMETRY_GROUPS  # --require-exact: rotations by 90 degrees; p4m also the flips
 
 
 @dataclass(frozen=True)
@@ -153,9 +154,8 @@ def check_gates(options: AuditOptions) -> None:
             raise EquisegError(f"--fail-under {name}: unknown figure; choose from "
                                f"{', '.join(GATE_METRICS)}")
         needs = GATE_NEEDS[name]
-        if not any(family in options.perturb for family in needs.split(", ")
-                   for family in family.split(" or ")):
-            raise EquisegError(f"--fail-under {name}: needs --perturb with {needs}")
+        if not set(needs) & set(options.perturb):
+            raise EquisegError(f"--fail-under {name}: needs --perturb with {' or '.join(needs)}")
         if name == "iou_gt" and options.masks is None:
             raise EquisegError("--fail-under iou_gt: needs --masks")
     if options.require_exact is not None:
@@ -260,13 +260,15 @@ def run_audit(options: AuditOptions) -> dict:
         write_csv(tmp / "results.csv", frame)
         if sym_frame is not None:
             write_csv(tmp / "results_symmetrized.csv", sym_frame)
-        if (frame["perturbation"] == "rotate").any():
-            write_csv(tmp / "rotation.csv", rotation_table(frame))
-        write_csv(tmp / "perturb.csv", perturbation_table(frame))
+        rotation = rotation_table(frame) if (frame["perturbation"] == "rotate").any() else None
+        perturb = perturbation_table(frame)
+        if rotation is not None:
+            write_csv(tmp / "rotation.csv", rotation)
+        write_csv(tmp / "perturb.csv", perturb)
         write_json(tmp / SUMMARY_FILE, summary)
         worst = worst_cases(frame, summary)
         panels = _worst_panels(predict, entries, worst, options) if worst else None
-        write_report(tmp, frame, summary, options, panels, sym_frame)
+        write_report(tmp, frame, summary, options, panels, sym_frame, rotation, perturb)
         _write_manifest(tmp, _version())
     return summary
 
@@ -294,8 +296,9 @@ def worst_cases(frame: pd.DataFrame, summary: dict) -> list[tuple[str, Perturbat
     """The least consistent images, each with its own least consistent perturbation (never one
     that changes nothing)."""
     cases = []
+    moved = frame[~identity_rows(frame)]
     for entry in summary["least_consistent_images"]:
-        rows = frame[(frame["image"] == entry["image"]) & ~identity_rows(frame)]
+        rows = moved[moved["image"] == entry["image"]]
         if rows.empty:
             continue
         row = rows.loc[rows["iou_consistency"].idxmin()]

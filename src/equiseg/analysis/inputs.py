@@ -29,7 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from equiseg.analysis.geometry import footprint, pad_to_square
 from equiseg.analysis.sweep import SweepImage
 from equiseg.config import param_error
-from equiseg.data.preprocessing import resize_image, resize_labels, resize_mask
+from equiseg.data.preprocessing import resize_image, resize_labels, resized_shape
 from equiseg.errors import EquisegError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -62,9 +62,7 @@ def validation_images(rows: pd.DataFrame, image_size: int, pad_size: int,
         image, mask = dataset[index]
         with Image.open(dataset.images[index]) as original:
             width, height = original.size
-        # the footprint is where a white picture of the same size lands after the same transform
-        white, _ = transform(np.full((height, width, 3), 255, np.uint8), np.zeros((height, width)))
-        inside = denormalise(white).amax(dim=0, keepdim=True) > 0.5
+        inside = footprint(*resized_shape(height, width, image_size), pad_size)
         items.append(SweepImage(str(name), denormalise(image).clamp(0.0, 1.0), inside,
                                 mask > 0.5))
     return items
@@ -206,8 +204,7 @@ def load_image(entry: ImageFile, classes: int, size: int = 0, pad_size: int = 0,
     if size:  # the pipeline's one resize: masks stay on their images
         rgb = resize_image(rgb, size)
         if labels is not None:
-            labels = (resize_labels(labels, size, classes) if classes > 1
-                      else resize_mask(labels, size))
+            labels = resize_labels(labels, size, classes)
     height, width = rgb.shape[:2]
     side = canvas_side(height, width, pad_size, multiple)
     image = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0

@@ -289,10 +289,3 @@ def load_model_info(spec: str, weights: str | Path | None = None,
     # `Class.from_pretrained` (Hugging Face, timm, ...) loads weights by its own convention
     pretrained = spec.rpartition(":")[2].rpartition(".")[2] == PRETRAINED_FACTORY
     return LoadedModel(model.to(map_location).eval(), "factory", weights is not None or pretrained)
-
-
-def load_model(spec: str, weights: str | Path | None = None,
-               map_location: str | torch.device = "cpu",
-               kwargs: Mapping[str, Any] | None = None, seed: int = 0) -> nn.Module:
-    """The module of `load_model_info`."""
-    return load_model_info(spec, weights, map_location, kwargs, seed).module

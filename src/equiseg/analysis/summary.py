@@ -29,7 +29,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from equiseg.analysis.metrics import pooled_psnr_db
-from equiseg.analysis.perturbations import Perturbation
+from equiseg.analysis.perturbations import PHOTOMETRIC, Perturbation
 
 SET_COLUMNS = ("set_iou_gt_mean", "set_iou_gt_std", "set_iou_gt_min", "set_iou_consistency_mean",
                "set_iou_consistency_std", "set_iou_consistency_min", "set_mad_mean",
@@ -37,7 +37,6 @@ SET_COLUMNS = ("set_iou_gt_mean", "set_iou_gt_std", "set_iou_gt_min", "set_iou_c
 ROTATION_COLUMNS = ("angle", "iou_gt", "iou_consistency", "mad", "psnr_db", *SET_COLUMNS)
 PERTURB_COLUMNS = ("perturbation", "level", *SET_COLUMNS)
 FLIPS = ("flip_h", "flip_v")
-PHOTOMETRIC = ("brightness", "contrast", "noise")
 
 
 def identity_rows(frame: pd.DataFrame) -> pd.Series:
@@ -273,8 +272,10 @@ GATE_METRICS: dict[str, tuple[str, Callable[[dict], float | None]]] = {
     "photometric": ("worst photometric level's mean consistency IoU",
                     lambda s: _worst_of(s, PHOTOMETRIC)),
 }
-GATE_NEEDS = {"consistency": "rotate", "consistency_90": "rotate", "iou_gt": "rotate",
-              "psnr_db": "rotate", "flip": "flip", "photometric": "brightness, contrast or noise"}
+# the --perturb families a gate's figure needs (any one of them)
+GATE_NEEDS: dict[str, tuple[str, ...]] = {
+    "consistency": ("rotate",), "consistency_90": ("rotate",), "iou_gt": ("rotate",),
+    "psnr_db": ("rotate",), "flip": ("flip",), "photometric": PHOTOMETRIC}
 
 
 def gate_value(summary: dict, name: str) -> float | None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from equiseg.analysis.summary import perturbation_table, rotation_table
+from equiseg.analysis.summary import rotation_table
 from equiseg.report.document import Document
 from equiseg.report.figures import angle_figure, photometric_figure
 from equiseg.report.findings import symmetry_sentences
@@ -123,8 +123,10 @@ def _comparison_table(summary: dict) -> pd.DataFrame:
 
 
 def write_report(folder: Path, frame: pd.DataFrame, summary: dict, options: AuditOptions,
-                 worst_rows: list | None, symmetrized: pd.DataFrame | None = None) -> None:
-    """Figures and the Markdown/HTML report of an audit, inside `folder`."""
+                 worst_rows: list | None, symmetrized: pd.DataFrame | None,
+                 rotation: pd.DataFrame | None, perturb: pd.DataFrame) -> None:
+    """Figures and the Markdown/HTML report of an audit, inside `folder`; `rotation` and
+    `perturb` are the audit's own rotation and perturbation tables (None: no rotations)."""
     figures = folder / "figures"
     label = Path(options.model.split(":")[0]).stem or "model"
     doc = Document(f"Equivariance audit: {options.model}")
@@ -154,8 +156,8 @@ def write_report(folder: Path, frame: pd.DataFrame, summary: dict, options: Audi
                       "the model's raw outputs over the group, each undone by its inverse "
                       "transform: exactly equivariant by construction, at |G| times the cost.")
         doc.table(_comparison_table(summary))
-    if (frame["perturbation"] == "rotate").any():
-        curves = {label: rotation_table(frame)}
+    if rotation is not None:
+        curves = {label: rotation}
         if symmetrized is not None:
             curves[f"{label} symmetrized"] = rotation_table(symmetrized)
         doc.heading("Rotations")
@@ -175,7 +177,7 @@ def write_report(folder: Path, frame: pd.DataFrame, summary: dict, options: Audi
                                     std_column="set_iou_gt_std", min_column="set_iou_gt_min",
                                     clip=(0.0, 1.0)),
                        "IoU against the given masks at each angle.")
-    photometric = photometric_figure({label: perturbation_table(frame)},
+    photometric = photometric_figure({label: perturb},
                                      figures / "photometric.png")
     if photometric is not None:
         doc.heading("Photometric changes")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,8 @@ EQUIVARIANCE_COLUMNS = ("seed", "exact_at_90_multiples", "consistency_iou_at_90_
 
 @dataclass
 class RunResults:
-    """One `<model>-<augment>` run over its seeds: per-seed tables, their statistics over seeds,
-    and whatever else the pipeline wrote."""
+    """One `<model>-<augment>` run over its seeds: per-seed tables, their statistics over seeds
+    (computed once, on first use), and whatever else the pipeline wrote."""
 
     model: str
     augment: str
@@ -58,12 +59,12 @@ class RunResults:
         """The `evaluate.rot90` protocol the validation figures were measured under."""
         return str(self.evaluate["rot90"].iloc[0])
 
-    @property
+    @cached_property
     def evaluated(self) -> pd.Series:
         """Eval-mode figures over seeds (mean, `_sd`, `n`)."""
         return replicate_stats(self.evaluate).iloc[0]
 
-    @property
+    @cached_property
     def final_epoch(self) -> pd.Series | None:
         """The seed's final-epoch figures over seeds: train_* running over the last epoch's
         augmented batches, val_* after it; None without training curves."""
@@ -72,14 +73,14 @@ class RunResults:
         last = pd.DataFrame([curve.iloc[-1] for curve in self.train_curves.values()])
         return replicate_stats(last.drop(columns="epoch")).iloc[0]
 
-    @property
+    @cached_property
     def training(self) -> pd.DataFrame | None:
         """Training curves over seeds, per epoch."""
         if not self.train_curves:
             return None
         return replicate_stats(pd.concat(self.train_curves.values()), by=["epoch"])
 
-    @property
+    @cached_property
     def equivariant(self) -> pd.Series | None:
         """Equivariance summaries over seeds; `exact_at_90_multiples` is True if every seed is."""
         if self.equivariance is None:
