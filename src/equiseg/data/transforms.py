@@ -22,8 +22,10 @@ the dataset draws that seed from torch's generator, which DataLoader seeds per w
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # else import blocks on an online check
 
@@ -34,7 +36,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from equiseg.config import AUGMENT_NAMES, BORDERS, check_choice
+from equiseg.config import AUGMENT_NAMES, BORDERS, FullAugmentConfig, check_choice
 from equiseg.data.preprocessing import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -110,24 +112,21 @@ class SegmentationTransform:
         return image_t, mask_t
 
 
-def build_transform(name: str, image_size: int, pad_size: int, *, jitter_brightness: float = 0.2,
-                    jitter_contrast: float = 0.2, jitter_saturation: float = 0.2,
-                    jitter_hue: float = 0.2, brightness_limit: float = 0.2,
-                    contrast_limit: float = 0.2,
-                    rotate_limit: float | tuple[float, float] = 90.0,
-                    rotate_border: str = "reflect_101", p: float = 0.5) -> SegmentationTransform:
+def build_transform(name: str, image_size: int, pad_size: int,
+                    **full: Any) -> SegmentationTransform:
     """The `minimal` or `full` pipeline for images resized to `image_size`, padded to `pad_size`.
 
-    The keywords set `full` (ignored by `minimal`): ColorJitter(jitter_*), RandomBrightnessContrast
-    (brightness_limit, contrast_limit) and SafeRotate(rotate_limit: +-degrees or a (low, high)
-    range; rotate_border: 'reflect_101' or 'constant'), each with probability `p`. The defaults are
-    the seed's albumentations 1.x ones, as in `params.full_augment`.
+    The keywords set `full` (ignored by `minimal`), by the names of `FullAugmentConfig`, whose
+    defaults (the seed's albumentations 1.x ones) fill in the rest: ColorJitter(jitter_*),
+    RandomBrightnessContrast(brightness_limit, contrast_limit) and SafeRotate(rotate_limit:
+    +-degrees or a (low, high) range; rotate_border: 'reflect_101' or 'constant'), each with
+    probability `p`.
     """
-    full = {"jitter_brightness": jitter_brightness, "jitter_contrast": jitter_contrast,
-            "jitter_saturation": jitter_saturation, "jitter_hue": jitter_hue,
-            "brightness_limit": brightness_limit, "contrast_limit": contrast_limit,
-            "rotate_limit": rotate_limit, "rotate_border": rotate_border, "p": p}
-    return SegmentationTransform(name, image_size, pad_size, full)
+    defaults = dataclasses.asdict(FullAugmentConfig())
+    unknown = sorted(set(full) - set(defaults))
+    if unknown:
+        raise TypeError(f"build_transform: unknown setting(s) {', '.join(unknown)}")
+    return SegmentationTransform(name, image_size, pad_size, {**defaults, **full})
 
 
 def denormalise(image: Tensor) -> Tensor:
