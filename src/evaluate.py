@@ -18,7 +18,7 @@ from equiseg.config import load_params, run_name, stage_parser
 from equiseg.data.datasets import load_split
 from equiseg.errors import EquisegError, exit_on_user_error
 from equiseg.io import write_csv, write_json
-from equiseg.nn.models import load_trained
+from equiseg.nn.models import load_replicates
 from equiseg.train.devices import select_device, use_channels_last
 from equiseg.train.evaluation import evaluate_trained, evaluation_record, evaluation_sets
 
@@ -33,9 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     data, config, protocol = params.data, params.train, params.evaluate
     device = select_device(config.device)
     runs = [(model, augment) for model in params.models for augment in params.augments]
-    trained = {(model, augment, seed): load_trained(f"models/{run_name(model, augment, seed)}.pt",
-                                                    map_location=device)
-               for model, augment in runs for seed in params.seeds}
+    trained = load_replicates(params.models, params.augments, params.seeds, map_location=device)
     for key, (_, meta) in trained.items():  # all checked before anything is written
         geometry = {k: meta["extra"].get(k) for k in ("image_size", "pad_size")}
         if geometry != {"image_size": data.image_size, "pad_size": data.pad_size}:

@@ -23,7 +23,7 @@ from equiseg.data.datasets import load_split
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_csv, write_json
-from equiseg.nn.models import load_trained
+from equiseg.nn.models import load_replicates
 from equiseg.report.overlays import write_rotation_gif, write_sample_grid
 from equiseg.train.devices import select_device
 
@@ -44,14 +44,12 @@ def main(argv: list[str] | None = None) -> None:
     perturbations = sweep_perturbations(sweep)
     device = select_device(params.train.device)
     runs = [(model, augment) for model in params.models for augment in params.augments]
-    trained = {(model, augment, seed): load_trained(f"models/{run_name(model, augment, seed)}.pt",
-                                                    map_location=device)[0]
-               for model, augment in runs for seed in params.seeds}  # all found before any work
+    trained = load_replicates(params.models, params.augments, params.seeds, map_location=device)
 
     for model_name, augment in runs:
         run, rotation, perturb, summaries = run_name(model_name, augment), [], [], []
         for seed in params.seeds:
-            predict = make_predictor(trained[model_name, augment, seed], IMAGENET_MEAN,
+            predict = make_predictor(trained[model_name, augment, seed][0], IMAGENET_MEAN,
                                      IMAGENET_STD, channels_last=sweep.channels_last)
             first = seed == params.seeds[0]
             result = run_sweep(predict, images, perturbations, sweep.batch_size, device,

@@ -10,6 +10,7 @@ Every pooling/upsampling step commutes with rot90 and flips when the size is div
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from equiseg.config import MODEL_PRESETS
+from equiseg.config import MODEL_PRESETS, run_name
 from equiseg.errors import EquisegError
 from equiseg.nn.groups import get_group
 from equiseg.nn.layers import GroupPool, ResidualBlock
@@ -113,3 +114,15 @@ def load_trained(path: str | Path, map_location: str | torch.device = "cpu") -> 
                            "retrain it with `dvc repro`") from None
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model.to(map_location).eval(), meta
+
+
+def load_replicates(models: Sequence[str], augments: Sequence[str], seeds: Sequence[int],
+                    folder: str | Path = "models", map_location: str | torch.device = "cpu",
+                    ) -> dict[tuple[str, str, int], tuple[nn.Module, dict]]:
+    """Every trained replicate `<folder>/<model>-<augment>-seed<N>.pt`, keyed by (model, augment,
+    seed): all loaded (or one missing named) before a stage does any work."""
+    folder = Path(folder)
+    return {(model, augment, seed):
+            load_trained(folder / f"{run_name(model, augment, seed)}.pt", map_location=map_location)
+            for model in models for augment in augments for seed in seeds}
+
