@@ -21,6 +21,7 @@ from equiseg.analysis.sweep import make_predictor, run_sweep, sweep_perturbation
 from equiseg.config import load_params, run_name, stage_parser
 from equiseg.data.datasets import load_split
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from equiseg.runtime import keep_freed_memory
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_csv, write_json
 from equiseg.nn.models import load_replicates
@@ -32,6 +33,7 @@ HEADLINE = ("consistency_iou_off_grid",)
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
+    keep_freed_memory()
     args = stage_parser(__doc__).parse_args(argv)
     params = load_params(args.params)
     sweep, data = params.sweep, params.data

@@ -14,12 +14,13 @@ from equiseg.config import AUGMENT_NAMES, check_choice, load_params, run_name, s
 from equiseg.data.datasets import SegmentationDataset, load_split
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from equiseg.data.transforms import build_transform
+from equiseg.runtime import keep_freed_memory
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_csv, write_json
 from equiseg.nn.models import build_model, save_trained
 from equiseg.train.checkpoints import checkpoint_path, run_fingerprint
 from equiseg.train.distributed import distributed_session
-from equiseg.train.evaluation import validation_set
+from equiseg.train.evaluation import quarter_turn_sets
 from equiseg.train.loop import (
     FIT_OPTIONS,
     HISTORY_COLUMNS,
@@ -32,6 +33,7 @@ from equiseg.train.seeding import seed_everything
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
+    keep_freed_memory()
     parser = stage_parser(__doc__)
     parser.add_argument("--model", required=True, help="a model named in params.yaml")
     parser.add_argument("--augment", required=True, help=" or ".join(AUGMENT_NAMES))
@@ -50,9 +52,8 @@ def main(argv: list[str] | None = None) -> None:
             train_rows, build_transform(args.augment, data.image_size, data.pad_size,
                                         **dataclasses.asdict(params.full_augment)),
             cache=data.cache_images)
-        val_set = validation_set(val_rows, image_size=data.image_size, pad_size=data.pad_size,
-                                 cache=data.cache_images, seed=params.evaluate.rot90_seed,
-                                 protocol=params.evaluate.rot90)
+        val_sets = quarter_turn_sets(val_rows, image_size=data.image_size,
+                                     pad_size=data.pad_size, cache=data.cache_images)
         seed_everything(args.seed)
         model = build_model(args.model, **dataclasses.asdict(architecture))
         fingerprint = run_fingerprint(run_settings(params, args.model, args.augment, args.seed,
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         name = run_name(args.model, args.augment, args.seed)
         checkpoint = checkpoint_path(config.checkpoint_dir, name, fingerprint)
         options = {key: getattr(config, key) for key in FIT_OPTIONS}
-        result = fit(model, train_set, val_set, device=device, seed=args.seed, **options,
+        result = fit(model, train_set, val_sets, device=device, seed=args.seed, **options,
                      checkpoint=checkpoint, fingerprint=fingerprint, context=context,
                      description=name)
         if context.is_main:
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
                          dataclasses.asdict(architecture),
                          extra={"augment": args.augment, "image_size": data.image_size,
                                 "pad_size": data.pad_size, "epochs": config.epochs,
-                                "seed": args.seed, "val_rot90_seed": params.evaluate.rot90_seed,
+                                "seed": args.seed,
                                 "normalisation": {"mean": list(IMAGENET_MEAN),
                                                   "std": list(IMAGENET_STD)}})
             write_csv(f"plots/train/{name}.csv", pd.DataFrame(result.history, columns=HISTORY_COLUMNS))

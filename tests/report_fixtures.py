@@ -112,8 +112,7 @@ def _write_images(root: Path, label: str, shade: int) -> None:
 
 def write_fake_outputs(root: Path, models: tuple[str, ...] = ("unet", "gunet"),
                        augments: tuple[str, ...] = ("minimal", "full"), epochs: int = 3,
-                       angle_step: float = 30.0, images: bool = True, seeds=(0,),
-                       protocol: str = "uniform") -> dict:
+                       angle_step: float = 30.0, images: bool = True, seeds=(0,)) -> dict:
     """Write every stage output the report reads; returns per run the means over seeds of the
     seed's final-epoch figures (train_*, val_*) and of the eval-mode ones (eval_train_*)."""
     means = {}
@@ -128,7 +127,9 @@ def write_fake_outputs(root: Path, models: tuple[str, ...] = ("unet", "gunet"),
                 "train_iou": val_iou + 0.05 - 0.2 / epoch,
                 "train_iou_per_image": val_iou + 0.04 - 0.2 / epoch,
                 "val_loss": 0.7 / epoch + 0.02 * i - shift,
-                "val_iou": val_iou - 0.2 / epoch + 0.2 / epochs, "val_iou_per_image": val_iou - 0.01,
+                "val_iou": val_iou - 0.2 / epoch + 0.2 / epochs,
+                "val_iou_seed": val_iou - 0.2 / epoch + 0.2 / epochs + 0.01,
+                "val_iou_per_image": val_iou - 0.01,
             })
             _write_csv(root / "plots" / "train" / f"{label}-seed{seed}.csv", curve)
             last = {k: float(v) for k, v in curve.iloc[-1].items() if k != "epoch"}
@@ -137,13 +138,16 @@ def write_fake_outputs(root: Path, models: tuple[str, ...] = ("unet", "gunet"),
             equivariant = model.startswith("gunet")
             turns = {f"rot{a}_val_iou": val_iou - (0 if equivariant or a == 0 else 0.05)
                      for a in (0, 90, 180, 270)}
-            evaluated.append({"seed": seed, "rot90": protocol,
+            evaluated.append({"seed": seed,
                               "train_loss": last["train_loss"] - 0.01,
                               "train_iou": last["train_iou"] + 0.02,
                               "val_loss": last["val_loss"], "val_iou": last["val_iou"],
-                              "val_iou_per_image": last["val_iou_per_image"],
+                              "val_iou_seed": last["val_iou_seed"],
+                              "val_iou_seed_draw": last["val_iou_seed"] - 0.004,
+                              "val_iou_uniform_draw": last["val_iou"] + 0.003,
                               **{k.replace("iou", "loss"): last["val_loss"] for k in turns},
-                              **turns})
+                              **turns,
+                              "val_iou_turn_spread": max(turns.values()) - min(turns.values())})
             rotation = _rotation_curve(model, val_iou, angle_step)
             rotations.append(rotation)
             perturbs.append(_perturb_table(val_iou))

@@ -13,12 +13,11 @@ from torch.utils.data import DataLoader
 
 from equiseg.config import ConfigError
 from equiseg.data import split_manifest
-from equiseg.data.datasets import SegmentationDataset, load_split, rot90_turns
+from equiseg.data.datasets import SegmentationDataset, load_split, rot90_turns, turn_probabilities
 from equiseg.data.prepare import write_synthetic
 from equiseg.data.transforms import build_transform
 from equiseg.errors import EquisegError
 from equiseg.io import write_csv
-from equiseg.train.evaluation import validation_set
 from tests.data_fixtures import palette_mask_png
 
 
@@ -147,14 +146,20 @@ def test_the_seed_protocol_leaves_five_eighths_upright():
                                                        for i in range(64)]  # the default
 
 
-def test_the_validation_set_follows_its_protocol(split_file):
+def test_a_drawn_set_follows_its_protocol(split_file):
     rows = load_split(split_file, "val")
     for protocol in ("uniform", "seed"):
-        data = validation_set(rows, image_size=32, pad_size=32, cache=False, seed=3,
-                              protocol=protocol)
+        data = SegmentationDataset(rows, build_transform("minimal", 32, 32), cache=False,
+                                   rot90_seed=3, rot90_protocol=protocol)
         assert [data.turns(i) for i in range(len(data))] == [rot90_turns(3, i, protocol)
                                                               for i in range(len(data))]
-    with pytest.raises(ConfigError, match="evaluate.rot90"):
-        validation_set(rows, image_size=32, pad_size=32, cache=False, seed=3, protocol="half")
-    with pytest.raises(ConfigError, match="evaluate.rot90"):
+    with pytest.raises(ConfigError, match="rot90 protocol"):
         rot90_turns(0, 0, "half")
+
+
+def test_turn_probabilities_are_the_protocols_own():
+    assert turn_probabilities("uniform") == (0.25,) * 4
+    assert turn_probabilities("seed") == (0.625, 0.125, 0.125, 0.125)  # 1/2 + 1/2 * 1/4 upright
+    draws = [rot90_turns(1, i, "seed") for i in range(4000)]
+    assert all(abs(draws.count(k) / 4000 - p) < 0.025
+               for k, p in enumerate(turn_probabilities("seed")))

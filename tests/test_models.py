@@ -44,10 +44,10 @@ def test_output_is_one_channel_of_logits_at_input_size(name, size):
     assert model(torch.randn(2, 3, *size)).shape == (2, 1, *size)
 
 
-@pytest.mark.parametrize("name", ["unet", "gunet"])
-def test_sizes_not_divisible_by_16_get_a_clear_error(name):
-    with pytest.raises(InputSizeError, match="divisible by 16"):
-        build_model(name, **SMALL)(torch.randn(1, 3, 40, 32))
+@pytest.mark.parametrize("name, divisor", [("unet", 8), ("gunet", 8), ("unet_4level", 16)])
+def test_sizes_not_divisible_by_the_downsampling_get_a_clear_error(name, divisor):
+    with pytest.raises(InputSizeError, match=f"divisible by {divisor}"):
+        build_model(name, **SMALL)(torch.randn(1, 3, 36, 32))
 
 
 @pytest.mark.parametrize("size", [(32, 32), (32, 48)])

@@ -226,4 +226,5 @@ def test_a_default_experiment_has_few_metric_columns(repo):
     """`dvc exp show` stays readable: per-run details are plots or plain outputs, not metrics."""
     run(["dvc", "repro"], repo)  # nothing to do after the story; builds it if run alone
     columns = metric_columns(repo)
-    assert len(columns) <= 30, f"{len(columns)} metric columns: {columns}"
+    # 32 for the default four runs: both protocols and the seed's draw are headline figures
+    assert len(columns) <= 32, f"{len(columns)} metric columns: {columns}"

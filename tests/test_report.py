@@ -30,7 +30,8 @@ import report as report_stage
 
 MODELS, AUGMENTS = ("unet", "gunet"), ("minimal", "full")
 LABELS = [f"{m}-{a}" for m in MODELS for a in AUGMENTS]
-FIGURES = ["train_loss.png", "train_iou.png", "val_loss.png", "val_iou.png", "rotation_iou.png",
+FIGURES = ["train_loss.png", "train_iou.png", "val_loss.png", "val_iou.png", "val_iou_seed.png",
+           "rotation_iou.png",
            "rotation_consistency.png", "rotation_psnr.png", "photometric.png"]
 
 
@@ -135,7 +136,8 @@ def test_report_has_the_seeds_final_epoch_table_with_best_values_bold(built):
     md, summary = built["md"], built["summary"]
     section = _section(md, "## Final epoch: the seed's quantities")
     header = ("| model | augmentation | n | train IoU (last epoch, augmented) | train loss (last "
-              "epoch, augmented) | val IoU (uniform 90° turns) | val loss (uniform 90° turns) |")
+              "epoch, augmented) | val IoU (uniform 90° turns) | val IoU (seed's RandomRotate90) | "
+              "val loss (4 turns) |")
     assert header in section
     assert "running values over the last epoch's augmented training batches" in section
     best_val = max(LABELS, key=lambda k: summary[k]["val_iou"])
@@ -158,21 +160,30 @@ def test_eval_mode_figures_stand_beside_the_seeds_table_named_as_such(built):
         row = _row(section, *label.split("-"))
         assert f"{summary[label]['eval_train_iou']:.3f}" in row
         assert f"{summary[label]['eval_train_iou']:.3f}" != f"{summary[label]['train_iou']:.3f}"
-    assert "| val IoU (uniform 90° turns) | 0° | 90° | 180° | 270° | spread |" in section
-    assert "| gunet | full | 1 | **0.870** | **0.870** | **0.870** | **0.870** | **0.870** | " \
-           "**0.000** |" in section
+    assert ("| val IoU (uniform 90° turns) | val IoU (seed's RandomRotate90) | 0° | 90° | 180° | "
+            "270° | spread |") in section
+    assert "| gunet | full | 1 | **0.870** | **0.880** | **0.870** | **0.870** | **0.870** | " \
+           "**0.870** | **0.000** |" in section
 
 
-def test_report_names_the_rot90_protocol_of_its_numbers(tmp_path):
-    write_fake_outputs(tmp_path, models=MODELS, augments=("full",), images=False,
-                       protocol="seed")
-    params = parse_params(fake_params(MODELS, ("full",), evaluate={"rot90": "seed"}))
+def test_report_names_both_rot90_protocols_and_the_seeds_single_draw(tmp_path):
+    write_fake_outputs(tmp_path, models=MODELS, augments=("full",), images=False)
+    params = parse_params(fake_params(MODELS, ("full",), evaluate={"rot90_seed": 4}))
     build_run_report(params, tmp_path, tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "**Validation protocol:** `evaluate.rot90: seed`" in md and "62.5%" in md
-    assert "| val IoU (seed's RandomRotate90) |" in md and "uniform 90° turns" not in md.split(
-        "## Findings")[1]
-    assert "validation images under seed's RandomRotate90" in md
+    assert "**Validation protocols:**" in md and "62.5%" in md and "`evaluate.rot90_seed` 4" in md
+    assert "| val IoU (uniform 90° turns) | val IoU (seed's RandomRotate90) |" in md
+    assert "val IoU (seed's single draw)" in md
+    assert "validation images under uniform 90° turns, expected over the draw" in md
+
+
+def test_report_gives_a_convergence_verdict_per_run(tmp_path):
+    write_fake_outputs(tmp_path, models=MODELS, augments=("full",), images=False, epochs=8)
+    build_run_report(parse_params(fake_params(MODELS, ("full",))), tmp_path, tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "gain, last quarter (uniform turns)" in md
+    # the fixture's curves gain 0.2/6 - 0.2/8 = 0.0083 over epochs 6..8: still learning
+    assert md.count("still learning") == len(MODELS)
 
 
 def test_report_shows_every_figure_gif_and_sample_grid(built):
@@ -262,7 +273,7 @@ def test_tables_show_mean_plus_minus_sample_sd_with_n_over_seeds(three_seeds):
     assert row.split(" | ")[2] == "3"
     assert f"**{summary['gunet-full']['val_iou']:.3f} ± 0.010**" in row
     quarter = _section(md, "### Eval-mode figures of the final models")
-    assert "| gunet | full | 3 | **0.870 ± 0.010** | **0.870 ± 0.010** |" in quarter
+    assert "| gunet | full | 3 | **0.870 ± 0.010** | **0.880 ± 0.010** | **0.870 ± 0.010** |" in quarter
     equivariance = _section(md, "## Equivariance")
     assert "| unet | minimal | 3 | no | 0.930 ± 0.010 |" in equivariance
     assert "sample standard deviation across seeds (ddof=1)" in equivariance
@@ -316,7 +327,7 @@ def test_stage_replaces_reports_whole_and_keeps_the_old_one_on_error(tmp_path, c
     with pytest.raises(SystemExit) as exit_info:
         report_stage.main(["--params", str(params), "--root", str(tmp_path)])
     assert exit_info.value.code == 2
-    assert "unet-full.csv: missing column(s) seed, rot90" in capsys.readouterr().err
+    assert "unet-full.csv: missing column(s) seed, train_loss" in capsys.readouterr().err
     assert (tmp_path / "reports" / "report.md").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".reports")) == []
 

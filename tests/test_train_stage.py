@@ -18,7 +18,7 @@ import torch
 from equiseg.data.datasets import SegmentationDataset, load_split
 from equiseg.data.transforms import build_transform
 from equiseg.nn.models import load_trained
-from equiseg.train.evaluation import evaluate
+from equiseg.train.evaluation import evaluate, quarter_turn_figures
 from equiseg.train.loaders import evaluation_loader
 from equiseg.train.loop import HISTORY_COLUMNS
 from tests.tiny_project import SRC, run_stage, stage_command, stage_env, write_pairs, write_params
@@ -115,9 +115,11 @@ def test_runs_under_torchrun_with_two_processes_and_exact_all_reduced_metrics(ba
     assert not list(root.glob("**/*.tmp"))  # only rank 0 wrote, and completely
     # all-reduced validation metrics = the saved model evaluated on the whole set by one process
     model, _ = load_trained(root / OUTPUTS[0])
-    val_set = SegmentationDataset(load_split(root / "data/split.csv", "val"),
-                                  build_transform("minimal", 32, 32), rot90_seed=0, root=root)
-    alone = evaluate(model, evaluation_loader(val_set, batch_size=4), torch.device("cpu"))
+    rows = load_split(root / "data/split.csv", "val")
+    turned = [SegmentationDataset(rows, build_transform("minimal", 32, 32), fixed_rot90=k, root=root)
+              for k in range(4)]
+    alone = quarter_turn_figures([evaluate(model, evaluation_loader(v, batch_size=4),
+                                           torch.device("cpu")) for v in turned])
     assert run["metrics"]["val_iou"] == pytest.approx(alone["iou"], abs=1e-4)
     assert run["metrics"]["val_loss"] == pytest.approx(alone["loss"], rel=1e-5)
     # the same global batches and augmentations as one process: the same training, up to the

@@ -43,6 +43,13 @@ def tiny_data(n: int, size: int = 32, seed: int = 0) -> TensorDataset:
     return TensorDataset(images, (images[:, :1] > 0.3).float())
 
 
+def tiny_val(n: int = 8, seed: int = 1) -> list[TensorDataset]:
+    """A validation set at 0, 90, 180 and 270 degrees, as `quarter_turn_sets` gives the loop."""
+    images, masks = tiny_data(n, seed=seed).tensors
+    return [TensorDataset(torch.rot90(images, k, (2, 3)), torch.rot90(masks, k, (2, 3)))
+            for k in range(4)]
+
+
 def tiny_options(**changes) -> dict:
     """`fit`'s training keywords, translated from a TrainConfig as the train stage does."""
     config = dataclasses.replace(TrainConfig(epochs=2, batch_size=4, lr=0.01, device="cpu"),
@@ -187,7 +194,7 @@ def test_bf16_on_cpu_only_when_asked_and_only_where_the_cpu_has_it(monkeypatch):
 
 @pytest.mark.skipif(not devices.cpu_has_native_bf16(), reason="this CPU has no native bf16")
 def test_bf16_cpu_training_is_mixed_precision_and_still_deterministic():
-    train, val = tiny_data(16), tiny_data(8, seed=1)
+    train, val = tiny_data(16), tiny_val()
     fp32 = fit(tiny_model(), train, val, device=CPU, **tiny_options(), progress=False)
     bf16 = [fit(tiny_model(), train, val, device=CPU, **tiny_options(bf16_cpu=True),
                 progress=False)
@@ -275,7 +282,7 @@ def test_history_train_figures_are_running_values_over_the_augmented_batches():
     plain = tiny_data(16)
     augmented = ShiftedFirstChannel(plain)
     model = FrozenFirstChannel()
-    result = fit(model, augmented, tiny_data(8, seed=1), device=CPU,
+    result = fit(model, augmented, tiny_val(), device=CPU,
                  **tiny_options(epochs=1, lr=0.0, weight_decay=0.0), progress=False)
     on_augmented = evaluate(model, evaluation_loader(augmented, batch_size=4), CPU)
     on_plain = evaluate(model, evaluation_loader(plain, batch_size=4), CPU)
@@ -287,7 +294,7 @@ def test_history_train_figures_are_running_values_over_the_augmented_batches():
 
 def test_training_lowers_the_loss_and_reports_one_row_per_epoch():
     before = torch.are_deterministic_algorithms_enabled()
-    result = fit(tiny_model(), tiny_data(16), tiny_data(8, seed=1), device=CPU,
+    result = fit(tiny_model(), tiny_data(16), tiny_val(), device=CPU,
                  **tiny_options(epochs=3),
                  progress=False)
     assert torch.are_deterministic_algorithms_enabled() == before  # global flags restored
@@ -297,7 +304,7 @@ def test_training_lowers_the_loss_and_reports_one_row_per_epoch():
 
 
 def test_resuming_from_a_checkpoint_gives_the_same_numbers_as_an_uninterrupted_run(tmp_path):
-    train, val = tiny_data(16), tiny_data(8, seed=1)
+    train, val = tiny_data(16), tiny_val()
     straight = fit(tiny_model(), train, val, device=CPU, **tiny_options(epochs=3), progress=False)
     checkpoint = tmp_path / "run.ckpt"
     fit(tiny_model(), train, val, device=CPU, **tiny_options(epochs=1), checkpoint=checkpoint,
@@ -333,14 +340,14 @@ class Interrupted(Exception):
 
 
 def test_an_interrupted_onecycle_run_resumes_its_schedule_exactly(tmp_path):
-    train, val = tiny_data(16), tiny_data(8, seed=1)
+    train, val = tiny_data(16), tiny_val()
     config = tiny_options(epochs=3, schedule="onecycle")
     straight = fit(tiny_model(), train, val, device=CPU, **config, progress=False)
     calls = {"n": 0}
 
     def loss_stopping_in_epoch_2(logits, masks):
-        calls["n"] += 1  # 4 training steps and 2 validation batches per epoch
-        if calls["n"] == 6 + 2:
+        calls["n"] += 1  # 4 training steps and 4 turns x 2 validation batches per epoch
+        if calls["n"] == 12 + 2:
             raise Interrupted
         return bce_per_image(logits, masks)
 
@@ -362,12 +369,12 @@ def test_non_finite_loss_stops_naming_epoch_and_step_and_keeps_last_good_checkpo
     def loss_nan_at_epoch_2_step_3(logits, masks):
         calls["n"] += 1
         loss = bce_per_image(logits, masks)
-        # 16 items / batch 4 = 4 training steps, then 2 validation batches per epoch
-        return loss * math.nan if calls["n"] == 4 + 2 + 3 else loss
+        # 16 items / batch 4 = 4 training steps, then 4 turns x 2 validation batches per epoch
+        return loss * math.nan if calls["n"] == 4 + 8 + 3 else loss
 
     checkpoint = tmp_path / "run.ckpt"
     with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 3.*last good checkpoint"):
-        fit(tiny_model(), tiny_data(16), tiny_data(8, seed=1), device=CPU,
+        fit(tiny_model(), tiny_data(16), tiny_val(), device=CPU,
             **tiny_options(epochs=3),
             checkpoint=checkpoint, fingerprint="run", loss_fn=loss_nan_at_epoch_2_step_3,
             progress=False)

@@ -22,10 +22,16 @@ from equiseg.errors import EquisegError
 # as is; params.yaml's `architectures` section starts from it (conf/config.yaml repeats it so that
 # `-S architectures.unet.filters=...` needs no `+`, and a test checks the two agree).
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    "unet": {"group": "trivial", "filters": (32, 32, 64, 64), "norm_groups": 8, "group_pool": "mean"},
-    "gunet": {"group": "p4", "filters": (16, 16, 32, 32), "norm_groups": 8, "group_pool": "mean"},
-    "gunet_p4m": {"group": "p4m", "filters": (12, 12, 24, 24), "norm_groups": 4,
-                  "group_pool": "mean"},
+    "unet": {"skeleton": "seed", "group": "trivial", "filters": (32, 32, 64, 64),
+             "norm_groups": 4, "group_pool": "mean"},
+    "gunet": {"skeleton": "seed", "group": "p4", "filters": (16, 16, 32, 32),
+              "norm_groups": 4, "group_pool": "mean"},
+    "gunet_p4m": {"skeleton": "seed", "group": "p4m", "filters": (12, 12, 24, 24),
+                  "norm_groups": 4, "group_pool": "mean"},
+    "unet_4level": {"skeleton": "four_level", "group": "trivial", "filters": (32, 32, 64, 64),
+                    "norm_groups": 8, "group_pool": "mean"},
+    "gunet_4level": {"skeleton": "four_level", "group": "p4", "filters": (16, 16, 32, 32),
+                     "norm_groups": 8, "group_pool": "mean"},
 }
 MODEL_NAMES = tuple(MODEL_PRESETS)
 GROUP_NAMES = ("trivial", "p4", "p4m")
@@ -33,6 +39,7 @@ AUGMENT_NAMES = ("minimal", "full")
 DATA_SOURCES = ("synthetic", "leeds")
 ORIENTATIONS = ("upright", "uniform")
 GROUP_POOLS = ("mean", "max")
+SKELETONS = ("seed", "four_level")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 SCHEDULES = ("constant", "onecycle")
 ROT90_PROTOCOLS = ("uniform", "seed")
@@ -159,9 +166,11 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ArchitectureConfig:
-    """One U-Net skeleton; the group decides plain (trivial), P4 or P4M. No defaults of its own:
-    a model's section starts from `MODEL_PRESETS[name]`."""
+    """A U-Net: the seed's skeleton (or the earlier four-level one) over a group (trivial: the
+    plain net; p4; p4m). No defaults of its own: a model's section starts from
+    `MODEL_PRESETS[name]`."""
 
+    skeleton: str
     group: str
     filters: tuple[int, ...]
     norm_groups: int
@@ -170,10 +179,14 @@ class ArchitectureConfig:
     out_channels: int = 1
 
     def validate(self, prefix: str) -> None:
+        check_choice(f"{prefix}.skeleton", self.skeleton, SKELETONS)
         check_choice(f"{prefix}.group", self.group, GROUP_NAMES)
         check_choice(f"{prefix}.group_pool", self.group_pool, GROUP_POOLS)
-        if len(self.filters) != 4:
+        if self.skeleton == "four_level" and len(self.filters) != 4:
             _fail(f"{prefix}.filters", f"has {len(self.filters)} entries", "four, one per level")
+        if self.skeleton == "seed" and not 2 <= len(self.filters) <= 6:
+            _fail(f"{prefix}.filters", f"has {len(self.filters)} entries",
+                  "2 to 6: one level per consecutive pair")
         for i, width in enumerate(self.filters):
             check_positive(f"{prefix}.filters[{i}]", width)
             if width % self.norm_groups:
@@ -224,20 +237,14 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """How validation images are turned when a model is scored (the evaluate stage and training's
-    per-epoch validation).
+    """The evaluate stage. Both validation protocols are always reported, each as its expectation
+    over the draw of turns (`uniform`: k*90 degrees, k uniform in 0..3; `seed`: the seed's
+    albumentations 1.x `RandomRotate90()`, p=0.5, 62.5% upright) and as one draw, in which image i
+    gets the turn drawn from (`rot90_seed`, i)."""
 
-    `rot90`: `uniform` turns every image by k*90 degrees with k uniform in 0..3 (a quarter of the
-    images upright: the stricter test); `seed` is the seed's protocol, albumentations 1.x
-    `RandomRotate90()` with its default p=0.5 (62.5% of the images upright). `rot90_seed` fixes
-    which image gets which turn, the same in every epoch and every run.
-    """
-
-    rot90: str = "uniform"
     rot90_seed: int = 0
 
     def validate(self) -> None:
-        check_choice("evaluate.rot90", self.rot90, ROT90_PROTOCOLS)
         check_seed("evaluate.rot90_seed", self.rot90_seed)
 
 

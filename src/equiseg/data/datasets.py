@@ -50,10 +50,17 @@ def load_split(path: str | Path, split: str) -> pd.DataFrame:
     return rows
 
 
+def turn_probabilities(protocol: str) -> tuple[float, float, float, float]:
+    """P(k quarter turns), k = 0..3, of one image under `protocol` (see the module docstring):
+    what turns the four quarter-turn scores of an image into the protocol's expectation."""
+    check_choice("rot90 protocol", protocol, ROT90_PROTOCOLS)
+    return (0.25, 0.25, 0.25, 0.25) if protocol == "uniform" else (0.625, 0.125, 0.125, 0.125)
+
+
 def rot90_turns(seed: int, index: int, protocol: str = "uniform") -> int:
     """How many quarter turns (0..3) item `index` gets under validation seed `seed` and `protocol`
     (`uniform` or `seed`, see the module docstring); a function of its arguments alone."""
-    check_choice("evaluate.rot90", protocol, ROT90_PROTOCOLS)
+    check_choice("rot90 protocol", protocol, ROT90_PROTOCOLS)
     rng = np.random.default_rng([seed, index])
     if protocol == "seed" and rng.random() >= 0.5:  # RandomRotate90(p=0.5) did not fire
         return 0
@@ -68,7 +75,7 @@ class SegmentationDataset(Dataset):
                  root: str | Path = ".", rot90_protocol: str = "uniform") -> None:
         if rot90_seed is not None and fixed_rot90 is not None:
             raise ValueError("give rot90_seed or fixed_rot90, not both")
-        check_choice("evaluate.rot90", rot90_protocol, ROT90_PROTOCOLS)
+        check_choice("rot90 protocol", rot90_protocol, ROT90_PROTOCOLS)
         self.images = [Path(root) / p for p in rows["image"]]
         self.masks = [Path(root) / p for p in rows["mask"]]
         self.ids = list(rows["id"]) if "id" in rows else [p.stem for p in self.images]

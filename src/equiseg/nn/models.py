@@ -1,10 +1,17 @@
-"""One U-Net skeleton; `unet`, `gunet` and `gunet_p4m` are that skeleton over different groups.
+"""The U-Nets: `unet`, `gunet` and `gunet_p4m` are the seed's network over different groups.
 
-With the trivial group every layer is an ordinary convolution (the plain U-Net); with p4 or p4m the
-same code is exactly equivariant to 90-degree rotations (and mirrors). Encoder: four residual
-blocks, each followed by 2x2 max pooling; a bottleneck block; decoder: bilinear upsampling, skip
-concatenation and a residual block per level; head: pool the group axis, then a 1x1 convolution.
-Every pooling/upsampling step commutes with rot90 and flips when the size is divisible by 16.
+`UNet` is the seed's skeleton (dogeplusplus/group-unet, `res_block=True`; described in the README's
+fidelity table): a 3x3 lifting convolution, then one `ResConvBlock` per consecutive pair of
+`filters` ([32, 32, 64, 64] -> three levels), each followed by 2x2 average pooling with its output
+kept as a skip; the decoder mirrors it with nearest-neighbour upsampling, `cat([skip, x])` and a
+block per level; a final 3x3 convolution, then the mean over the group axis. With the trivial group
+it is the seed's plain U-Net; with p4 or p4m it is exactly equivariant to 90-degree rotations (and
+mirrors): average pooling, nearest upsampling and zero padding commute with them when the size is
+divisible by 2^levels.
+
+`FourLevelUNet` is this project's earlier design (four residual blocks with 1x1 projections and max
+pooling, a bottleneck, bilinear upsampling, group pooling then a 1x1 head), kept as `unet_4level`
+and `gunet_4level` so that the change of network can be measured rather than argued.
 """
 
 from __future__ import annotations
@@ -20,16 +27,57 @@ from torch import Tensor, nn
 
 from equiseg.config import MODEL_PRESETS, run_name
 from equiseg.errors import EquisegError
+from equiseg.nn.blocks import ResConvBlock
 from equiseg.nn.groups import get_group
-from equiseg.nn.layers import GroupPool, ResidualBlock
+from equiseg.nn.layers import GroupConv2d, GroupPool, ResidualBlock
 
 
 class InputSizeError(EquisegError, ValueError):
-    """The input's height or width is not divisible by 16."""
+    """The input's height or width is not divisible by the network's total downsampling."""
+
+
+def check_input_size(x: Tensor, divisor: int) -> None:
+    height, width = x.shape[-2:]
+    if height % divisor or width % divisor:
+        raise InputSizeError(
+            f"input is {height}x{width}; height and width must be divisible by {divisor} "
+            "(resize or pad the image, e.g. data.pad_size)")
 
 
 class UNet(nn.Module):
-    """A residual U-Net over the group `group`; input (B, C, H, W), output (B, out, H, W) logits."""
+    """The seed's U-Net over the group `group`; input (B, C, H, W), output (B, out, H, W) logits."""
+
+    def __init__(self, group: str = "trivial", filters: tuple[int, ...] = (32, 32, 64, 64),
+                 norm_groups: int = 4, group_pool: str = "mean", in_channels: int = 3,
+                 out_channels: int = 1) -> None:
+        super().__init__()
+        g = get_group(group)
+        self.group_name = group
+        widths = list(filters)
+        pairs = list(zip(widths[:-1], widths[1:]))
+        self.lift = GroupConv2d(in_channels, widths[0], g, 3, lifting=True, bias=g.order == 1)
+        self.down = nn.ModuleList(ResConvBlock(a, b, g, norm_groups) for a, b in pairs)
+        self.up = nn.ModuleList(ResConvBlock(2 * b, a, g, norm_groups) for a, b in reversed(pairs))
+        self.final = GroupConv2d(widths[0], out_channels, g, 3, bias=g.order == 1)
+        self.pool_group = GroupPool(g, group_pool)
+        self.divisor = 2 ** len(pairs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_input_size(x, self.divisor)
+        x = self.lift(x)
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = F.avg_pool2d(x, 2)
+        for block, skip in zip(self.up, reversed(skips)):
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = block(torch.cat([skip, x], dim=1))
+        return self.pool_group(self.final(x))
+
+
+class FourLevelUNet(nn.Module):
+    """This project's earlier residual U-Net over the group `group` (see the module docstring)."""
 
     def __init__(self, group: str = "trivial", filters: tuple[int, ...] = (32, 32, 64, 64),
                  norm_groups: int = 8, group_pool: str = "mean", in_channels: int = 3,
@@ -53,11 +101,7 @@ class UNet(nn.Module):
         self.divisor = 2 ** len(widths)
 
     def forward(self, x: Tensor) -> Tensor:
-        height, width = x.shape[-2:]
-        if height % self.divisor or width % self.divisor:
-            raise InputSizeError(
-                f"input is {height}x{width}; height and width must be divisible by {self.divisor} "
-                "(resize or pad the image, e.g. data.pad_size)")
+        check_input_size(x, self.divisor)
         skips = []
         for block in self.down:
             x = block(x)
@@ -70,13 +114,16 @@ class UNet(nn.Module):
         return self.head(self.pool_group(x))
 
 
+SKELETONS = {"seed": UNet, "four_level": FourLevelUNet}
+
+
 def build_model(name: str, **overrides: Any) -> nn.Module:
-    """The model called `name` ('unet', 'gunet', 'gunet_p4m'), its preset updated by `overrides`."""
+    """The model called `name` (a key of `MODEL_PRESETS`), its preset updated by `overrides`."""
     if name not in MODEL_PRESETS:
         raise EquisegError(f"unknown model {name!r} (allowed: {', '.join(MODEL_PRESETS)})")
     settings = {**MODEL_PRESETS[name], **overrides}
     settings["filters"] = tuple(settings["filters"])
-    return UNet(**settings)
+    return SKELETONS[settings.pop("skeleton")](**settings)
 
 
 def count_parameters(model: nn.Module) -> int:

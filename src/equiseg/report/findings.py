@@ -3,7 +3,7 @@ which differences exceed the seed-to-seed spread.
 
 Every sentence is computed from the metrics (no hard-coded claims), so a run in which the plain
 U-Net happens to win says so. Figures are means over the run's seeds. Accuracy is the eval-mode
-validation IoU of the evaluate stage (under the run's rot90 protocol); exactness and consistency
+validation IoU of the evaluate stage (expected under uniform turns); exactness and consistency
 come from the sweep's per-seed equivariance summaries (the numbers of the equivariance table);
 accuracy under rotation comes from the IoU-versus-angle curves. `symmetry_sentences` is also
 what `equiseg audit` says about rotations by 90-degree multiples and mirror flips.
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 from equiseg.analysis.replicates import SD_SUFFIX, differs_beyond_spread
 from equiseg.report.run_results import RunResults
-from equiseg.report.tables import protocol_name
+from equiseg.report.tables import PROTOCOL_NAMES
 
 TIE = 0.0005  # below this difference two IoUs print the same at 3 decimals
 
@@ -56,11 +56,10 @@ def _lead_text(ranked: list[RunResults], value) -> tuple[str, RunResults | None]
 
 
 def _basis(runs: list[RunResults]) -> str:
-    protocols = sorted({protocol_name(r.protocol) for r in runs})
     seeds = sorted({int(r.evaluated["n"]) for r in runs})
     n = "/".join(str(s) for s in seeds)
-    return (f" (validation images under {' and '.join(protocols)}; mean over n={n} "
-            f"seed{'s' if seeds != [1] else ''})")
+    return (f" (validation images under {PROTOCOL_NAMES['uniform']}, expected over the draw; "
+            f"mean over n={n} seed{'s' if seeds != [1] else ''})")
 
 
 def accuracy_finding(runs: list[RunResults]) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from equiseg.analysis.metrics import PSNR_CAP_DB
+from equiseg.analysis.convergence import CONVERGED_GAIN
 from equiseg.config import Params
 from equiseg.report import figures
 from equiseg.report.document import Document
@@ -21,8 +22,9 @@ from equiseg.report.tables import (
     EQUIVARIANCE_FORMATS,
     equivariance_table,
     eval_mode_table,
+    PROTOCOL_NAMES,
+    convergence_table,
     flip_table,
-    protocol_name,
     quarter_turn_table,
     seed_final_epoch_table,
     spread,
@@ -59,7 +61,9 @@ ANGLE_FIGURES = (
 )
 TRAIN_FIGURES = (("train_loss", "training loss (augmented batches, running)"),
                  ("train_iou", "training IoU (augmented batches, running)"),
-                 ("val_loss", "validation loss"), ("val_iou", "validation IoU"))
+                 ("val_loss", "validation loss (4 turns)"),
+                 ("val_iou", "validation IoU (uniform 90° turns)"),
+                 ("val_iou_seed", "validation IoU (seed's RandomRotate90)"))
 PROTOCOLS = {"uniform": "each image turned by k·90° with k uniform in 0..3, a quarter upright",
              "seed": "the seed's RandomRotate90(p=0.5), 62.5% of the images upright"}
 SEEDS_NOTE = ("Figures are means over the seeds; ± gives the sample standard deviation across "
@@ -83,9 +87,10 @@ def setting_markdown(params: Params, data_info: dict[str, Any]) -> str:
         f"- **Profile:** `{params.profile}`",
         (f"- **Seeds:** {list(params.seeds)} (n={len(params.seeds)}): tables give mean ± sample "
          "sd over seeds (ddof=1; no sd with one seed), curves a band of ± sd"),
-        (f"- **Validation protocol:** `evaluate.rot90: {params.evaluate.rot90}` "
-         f"({protocol_name(params.evaluate.rot90)}: {PROTOCOLS[params.evaluate.rot90]}; "
-         f"which image gets which turn is fixed by `rot90_seed` {params.evaluate.rot90_seed})"),
+        ("- **Validation protocols:** every validation image is scored at 0, 90, 180 and 270°; "
+         f"*{PROTOCOL_NAMES['uniform']}* ({PROTOCOLS['uniform']}) and *{PROTOCOL_NAMES['seed']}* "
+         f"({PROTOCOLS['seed']}) are expectations over the draw of turns (no draw noise); the "
+         f"seed's single draw is fixed by `evaluate.rot90_seed` {params.evaluate.rot90_seed}"),
         f"- **Runs:** {', '.join(params.models)} × {', '.join(params.augments)} augmentation",
         (f"- **Training:** {train.epochs} epochs, batch {train.batch_size}, learning rate "
          f"{train.lr:g}, weight decay {train.weight_decay:g}, images "
@@ -115,11 +120,15 @@ def _add_training_curves(doc: Document, runs: list[RunResults], fig_dir: Path,
     if not curves:
         return
     doc.heading("Training curves")
-    protocols = " and ".join(sorted({protocol_name(r.protocol) for r in runs}))
     doc.paragraph("Per epoch, mean over seeds with a band of ± sd across seeds (none for one "
                   "seed). Training figures are running values over the epoch's augmented "
-                  "batches; validation figures are measured after each epoch, in eval mode, "
-                  f"with the validation images under {protocols}.")
+                  "batches; validation figures are measured after each epoch, in eval mode, on "
+                  "every validation image at all four quarter turns, each protocol's IoU as its "
+                  "expectation over the draw of turns.")
+    frame, best = convergence_table(runs)
+    doc.paragraph(f"Convergence: each run's gain in validation IoU over its last quarter of "
+                  f"epochs (mean over seeds); below {CONVERGED_GAIN} it has stopped learning.")
+    doc.table(frame, bold_best=best, spread=spread(frame))
     for column, name in TRAIN_FIGURES:
         path = figures.training_curve_figure(curves, column, fig_dir / f"{column}.png",
                                              ylabel=name, title=f"{name} per epoch",
@@ -205,8 +214,8 @@ def _add_accuracy_tables(doc: Document, runs: list[RunResults]) -> None:
     if seed_table is not None:
         doc.paragraph("As the seed reports them: *train* IoU and loss are running values over the "
                       "last epoch's augmented training batches (train mode, weights changing), "
-                      "*val* figures are measured after that epoch under the rot90 protocol named "
-                      "in the column. Best value per column in bold (highest IoU, lowest loss). "
+                      "*val* figures are measured after that epoch under the protocol named in "
+                      "the column (expected over the draw of turns). Best value per column in bold (highest IoU, lowest loss). "
                       + SEEDS_NOTE)
         doc.table(seed_table[0], bold_best=seed_table[1], spread=spread(seed_table[0]))
     else:
@@ -214,11 +223,12 @@ def _add_accuracy_tables(doc: Document, runs: list[RunResults]) -> None:
     doc.heading("Eval-mode figures of the final models", level=3)
     frame, best = eval_mode_table(runs)
     doc.paragraph("The evaluate stage's re-scoring of the saved models: eval mode, fp32, training "
-                  "images *without* augmentation, validation under the named protocol. Not the "
+                  "images *without* augmentation, validation under each protocol (expected) and "
+                  "the seed's single draw (`evaluate.rot90_seed`). Not the "
                   "seed's quantities; shown beside them so the two are not confused.")
     doc.table(frame, bold_best=best, spread=spread(frame))
     frame, best = quarter_turn_table(runs)
-    doc.paragraph("Validation IoU under the protocol, then with every image turned by the same "
+    doc.paragraph("Validation IoU under each protocol, then with every image turned by the same "
                   "multiple of 90° (eval mode); *spread* is max - min of the four turns per seed.")
     doc.table(frame, bold_best=best, spread=spread(frame))
 

@@ -22,9 +22,10 @@ from equiseg.analysis.replicates import replicate_stats
 from equiseg.config import run_name
 from equiseg.errors import EquisegError
 
-EVALUATE_COLUMNS = ("seed", "rot90", "train_loss", "train_iou", "val_loss", "val_iou",
-                    "rot0_val_iou", "rot90_val_iou", "rot180_val_iou", "rot270_val_iou")
-TRAIN_COLUMNS = ("epoch", "train_loss", "train_iou", "val_loss", "val_iou")
+EVALUATE_COLUMNS = ("seed", "train_loss", "train_iou", "val_loss", "val_iou", "val_iou_seed",
+                    "val_iou_seed_draw", "val_iou_uniform_draw", "rot0_val_iou", "rot90_val_iou",
+                    "rot180_val_iou", "rot270_val_iou", "val_iou_turn_spread")
+TRAIN_COLUMNS = ("epoch", "train_loss", "train_iou", "val_loss", "val_iou", "val_iou_seed")
 ROTATION_COLUMNS = ("angle", "set_iou_gt_mean", "set_iou_gt_mean_sd", "set_iou_gt_min",
                     "set_iou_consistency_mean", "set_iou_consistency_mean_sd",
                     "set_iou_consistency_min", "set_psnr_db_pooled", "set_psnr_db_pooled_sd", "n")
@@ -53,11 +54,6 @@ class RunResults:
     @property
     def label(self) -> str:
         return run_name(self.model, self.augment)
-
-    @property
-    def protocol(self) -> str:
-        """The `evaluate.rot90` protocol the validation figures were measured under."""
-        return str(self.evaluate["rot90"].iloc[0])
 
     @cached_property
     def evaluated(self) -> pd.Series:

@@ -3,14 +3,16 @@
 Every figure is the mean over the run's seeds; its sample sd over seeds sits in a hidden column
 named by `SPREAD` (shown as `mean ± sd` by `Document.table(spread=...)`, nothing for one seed)
 and `n` counts the seeds. Column names say which rot90 protocol a validation figure was
-measured under.
+measured under: both protocols are expectations over the draw of turns (`protocol_name`), and
+the seed's single draw stands beside them.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from equiseg.analysis.replicates import SD_SUFFIX
+from equiseg.analysis.convergence import converged, last_quarter_gain
+from equiseg.analysis.replicates import SD_SUFFIX, replicate_stats
 from equiseg.report.run_results import RunResults
 
 QUARTER_TURNS = (("0°", "rot0_val_iou"), ("90°", "rot90_val_iou"), ("180°", "rot180_val_iou"),
@@ -18,10 +20,10 @@ QUARTER_TURNS = (("0°", "rot0_val_iou"), ("90°", "rot90_val_iou"), ("180°", "
 EQUIVARIANCE_FORMATS = {"pooled dB off grid": ".1f"}
 
 
-def protocol_name(protocol: str) -> str:
-    """How a rot90 protocol is named in column headers and captions."""
-    return {"uniform": "uniform 90° turns", "seed": "seed's RandomRotate90"}.get(protocol,
-                                                                              protocol)
+PROTOCOL_NAMES = {"uniform": "uniform 90° turns", "seed": "seed's RandomRotate90"}
+# (shown name, column) of the validation IoU under each protocol, expected over the draw
+VALIDATION_PROTOCOLS = [(f"val IoU ({PROTOCOL_NAMES['uniform']})", "val_iou"),
+                        (f"val IoU ({PROTOCOL_NAMES['seed']})", "val_iou_seed")]
 
 
 def _ids(run: RunResults, n: object) -> dict:
@@ -45,17 +47,16 @@ def spread(frame: pd.DataFrame) -> dict[str, str]:
 def seed_final_epoch_table(runs: list[RunResults]) -> tuple[pd.DataFrame, dict] | None:
     """The seed's table, the seed's quantities: train IoU and loss are the running values over
     the last epoch's augmented training batches (train mode), validation after that epoch under
-    the run's rot90 protocol."""
+    each protocol."""
     rows = []
     for run in runs:
         stats = run.final_epoch
         if stats is None:
             continue
-        val = protocol_name(run.protocol)
         rows.append({**_ids(run, stats["n"]), **_pick(stats, [
             ("train IoU (last epoch, augmented)", "train_iou"),
             ("train loss (last epoch, augmented)", "train_loss"),
-            (f"val IoU ({val})", "val_iou"), (f"val loss ({val})", "val_loss")])})
+            *VALIDATION_PROTOCOLS, ("val loss (4 turns)", "val_loss")])})
     if not rows:
         return None
     frame = pd.DataFrame(rows)
@@ -65,36 +66,50 @@ def seed_final_epoch_table(runs: list[RunResults]) -> tuple[pd.DataFrame, dict] 
 
 def eval_mode_table(runs: list[RunResults]) -> tuple[pd.DataFrame, dict]:
     """The final models re-scored by the evaluate stage: eval mode, fp32, training images
-    without augmentation, validation under the run's rot90 protocol."""
+    without augmentation, validation under each protocol (expected) and the seed's single draw."""
     rows = []
     for run in runs:
         stats = run.evaluated
-        val = protocol_name(run.protocol)
         rows.append({**_ids(run, stats["n"]), **_pick(stats, [
             ("train IoU (eval mode, unaugmented)", "train_iou"),
             ("train loss (eval mode, unaugmented)", "train_loss"),
-            (f"val IoU ({val})", "val_iou"), (f"val loss ({val})", "val_loss")])})
+            *VALIDATION_PROTOCOLS, ("val IoU (seed's single draw)", "val_iou_seed_draw"),
+            ("val loss (4 turns)", "val_loss")])})
     frame = pd.DataFrame(rows)
     return frame, {c: ("max" if "IoU" in c else "min") for c in spread(frame)}
 
 
 def quarter_turn_table(runs: list[RunResults]) -> tuple[pd.DataFrame, dict]:
-    """Validation IoU under the protocol and with every image turned by 0, 90, 180, 270 degrees,
-    and the spread (max - min) of those four per seed."""
+    """Validation IoU under each protocol and with every image turned by 0, 90, 180, 270
+    degrees, and the spread (max - min) of those four per seed."""
     rows = []
     for run in runs:
-        per_seed = run.evaluate.copy()
-        turns = per_seed[[column for _, column in QUARTER_TURNS]]
-        per_seed["turn_spread"] = turns.max(axis=1) - turns.min(axis=1)
         stats = run.evaluated
-        spread_stats = pd.Series({"turn_spread": per_seed["turn_spread"].mean(),
-                                  "turn_spread_sd": per_seed["turn_spread"].std(ddof=1)})
         rows.append({**_ids(run, stats["n"]),
-                     **_pick(stats, [(f"val IoU ({protocol_name(run.protocol)})", "val_iou"),
-                                     *QUARTER_TURNS]),
-                     **_pick(spread_stats, [("spread", "turn_spread")])})
+                     **_pick(stats, [*VALIDATION_PROTOCOLS, *QUARTER_TURNS,
+                                     ("spread", "val_iou_turn_spread")])})
     frame = pd.DataFrame(rows)
     return frame, {c: ("min" if c == "spread" else "max") for c in spread(frame)}
+
+
+def convergence_table(runs: list[RunResults]) -> tuple[pd.DataFrame, dict]:
+    """Each run's validation IoU after its last epoch and its gain over the last quarter of its
+    epochs under both protocols (per seed, then over seeds), with the verdict on the mean."""
+    rows = []
+    for run in runs:
+        if not run.train_curves:
+            continue
+        gains = pd.DataFrame([{column: last_quarter_gain(curve[column].tolist())
+                               for column in ("val_iou", "val_iou_seed") if column in curve}
+                              for curve in run.train_curves.values()])
+        stats = replicate_stats(gains).iloc[0]
+        verdict = converged(float(stats["val_iou"]))
+        rows.append({**_ids(run, stats["n"]), "epochs": len(next(iter(run.train_curves.values()))),
+                     **_pick(stats, [("gain, last quarter (uniform turns)", "val_iou"),
+                                     ("gain, last quarter (seed's RandomRotate90)", "val_iou_seed")]),
+                     "verdict": {True: "converged", False: "still learning",
+                                 None: "cannot tell"}[verdict]})
+    return pd.DataFrame(rows), {}
 
 
 def equivariance_table(runs: list[RunResults]) -> tuple[pd.DataFrame, dict] | None:

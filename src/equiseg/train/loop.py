@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -29,15 +30,22 @@ from equiseg.errors import EquisegError
 from equiseg.train.checkpoints import file_sha256, load_checkpoint, save_checkpoint
 from equiseg.train.devices import autocast, memory_format, pin_memory, use_bf16, use_channels_last
 from equiseg.train.distributed import SINGLE_PROCESS, DistContext
-from equiseg.train.evaluation import LossFn, MetricTotals, bce_per_image, evaluate
+from equiseg.train.evaluation import (
+    LossFn,
+    MetricTotals,
+    bce_per_image,
+    evaluate,
+    quarter_turn_figures,
+)
 from equiseg.train.loaders import evaluation_loader, training_loader
 from equiseg.train.seeding import capture_rng_state, deterministic_kernels, restore_rng_state
 
 # train_*: running totals over the epoch's augmented training batches, in training mode, as the
-# weights change (the seed's "train" figures); val_*: after the epoch, eval mode, fp32, on the
-# validation set as given (its rot90 protocol).
+# weights change (the seed's "train" figures); val_*: after the epoch, eval mode, fp32, every
+# validation image at all four quarter turns (`quarter_turn_figures`): val_iou expected under
+# uniform turns, val_iou_seed under the seed's RandomRotate90(p=0.5).
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_iou", "train_iou_per_image",
-                   "val_loss", "val_iou", "val_iou_per_image")
+                   "val_loss", "val_iou", "val_iou_seed", "val_iou_per_image")
 
 
 class NonFiniteLossError(EquisegError):
@@ -74,7 +82,7 @@ FIT_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "bf16",
                "channels_last", "deterministic", "workers")
 
 
-def fit(model: nn.Module, train_set: Any, val_set: Any, *, device: torch.device, epochs: int,
+def fit(model: nn.Module, train_set: Any, val_sets: Sequence[Any], *, device: torch.device, epochs: int,
         batch_size: int, lr: float, weight_decay: float = 0.0, schedule: str = "constant",
         bf16: bool = False, bf16_cpu: bool = False, channels_last: bool = False,
         deterministic: bool = True, workers: int = 0, seed: int = 0,
@@ -82,6 +90,8 @@ def fit(model: nn.Module, train_set: Any, val_set: Any, *, device: torch.device,
         context: DistContext = SINGLE_PROCESS, loss_fn: LossFn = bce_per_image,
         progress: bool = True, description: str = "train") -> TrainResult:
     """Train `model` (built and seeded by the caller) and return it with its per-epoch history.
+
+    `val_sets`: the validation images at 0, 90, 180 and 270 degrees (`quarter_turn_sets`).
 
     AdamW(`lr`, `weight_decay`) for `epochs` epochs of global batch `batch_size` (split over
     `context.world_size` processes), with a constant or `onecycle` `schedule`; `bf16` autocast
@@ -92,7 +102,7 @@ def fit(model: nn.Module, train_set: Any, val_set: Any, *, device: torch.device,
     `loss_fn(logits, masks)` returns the loss of each image, shape (B,).
     """
     with deterministic_kernels(deterministic, device):
-        return _train(model, train_set, val_set, device=device, epochs=epochs,
+        return _train(model, train_set, val_sets, device=device, epochs=epochs,
                       batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
                       bf16=use_bf16(bf16, device, on_cpu=bf16_cpu),
                       channels_last=use_channels_last(channels_last, device), workers=workers,
@@ -100,7 +110,7 @@ def fit(model: nn.Module, train_set: Any, val_set: Any, *, device: torch.device,
                       loss_fn=loss_fn, progress=progress, description=description)
 
 
-def _train(model: nn.Module, train_set: Any, val_set: Any, *, device: torch.device, epochs: int,
+def _train(model: nn.Module, train_set: Any, val_sets: Sequence[Any], *, device: torch.device, epochs: int,
            batch_size: int, lr: float, weight_decay: float, schedule: str, bf16: bool,
            channels_last: bool, workers: int, seed: int, checkpoint: Path | None,
            fingerprint: str, context: DistContext, loss_fn: LossFn, progress: bool,
@@ -111,7 +121,7 @@ def _train(model: nn.Module, train_set: Any, val_set: Any, *, device: torch.devi
                       "workers": workers, "pin_memory": pin_memory(device)}
     train_loader, sampler = training_loader(train_set, batch_size=batch_size, seed=seed,
                                             **loader_options)
-    val_loader = evaluation_loader(val_set, batch_size=batch_size, **loader_options)
+    val_loaders = [evaluation_loader(v, batch_size=batch_size, **loader_options) for v in val_sets]
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = learning_rate_schedule(optimizer, schedule, lr=lr, epochs=epochs,
                                        steps_per_epoch=len(train_loader))
@@ -148,12 +158,14 @@ def _train(model: nn.Module, train_set: Any, val_set: Any, *, device: torch.devi
                                                    channels_last=channels_last, bar=bar)
             _stop_if_not_finite(step_losses, epoch, context, checkpoint)
             train = totals.reduce(context).result()
-            val = evaluate(model, val_loader, device, channels_last=channels_last,
-                           context=context, loss_fn=loss_fn)
+            val = quarter_turn_figures([evaluate(model, loader, device,
+                                                 channels_last=channels_last, context=context,
+                                                 loss_fn=loss_fn) for loader in val_loaders])
             if not math.isfinite(val["loss"]):
                 raise NonFiniteLossError(f"validation loss is {val['loss']} after epoch {epoch}; "
                                          f"{_advice(checkpoint)}")
-            result.history.append({"epoch": epoch, **{f"train_{k}": v for k, v in train.items()},
+            result.history.append({"epoch": epoch, **{f"train_{k}": train[k] for k in
+                                                     ("loss", "iou", "iou_per_image")},
                                    **{f"val_{k}": v for k, v in val.items()}})
             result.epoch_seconds.append(time.perf_counter() - started)
             bar.set_postfix(epoch=epoch, train_loss=f"{train['loss']:.4f}",
@@ -250,6 +262,6 @@ def run_settings(params: Params, model: str, augment: str, seed: int, world_size
     return {"model": model, "augment": augment,
             "architecture": dataclasses.asdict(params.architecture(model)),
             "data": dataclasses.asdict(params.data), "split_sha256": file_sha256(params.data.split_file),
-            "train": train, "seed": seed, "evaluate": dataclasses.asdict(params.evaluate),
+            "train": train, "seed": seed, "validation": "quarter_turns",
             "full_augment": dataclasses.asdict(params.full_augment), "world_size": world_size,
             "device": device.type}
