@@ -18,6 +18,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from equiseg.nn.models import build_model, count_parameters
+from equiseg.runtime import keep_freed_memory
 
 
 def sync(device: torch.device) -> None:
@@ -73,7 +74,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--models", nargs="+", default=["unet", "gunet", "gunet_p4m"])
+    parser.add_argument("--models", nargs="+",
+                        default=["unet", "gunet", "gunet_p4m", "unet_4level", "gunet_4level"])
+    parser.add_argument("--bf16", action="store_true",
+                        help="bf16 autocast for the step (pays only on CPUs with native bf16)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                         help="NHWC memory layout (default on: 1.2-1.4x faster here on CPU)")
@@ -81,11 +85,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    keep_freed_memory()
     device = torch.device(args.device)
     torch.manual_seed(0)
     peak = matmul_gflops(device)
     print(f"device={device} threads={torch.get_num_threads()} channels_last={args.channels_last} "
-          f"compile={args.compile} float32 matmul: {peak:.1f} GFLOP/s")
+          f"bf16={args.bf16} compile={args.compile} float32 matmul: {peak:.1f} GFLOP/s")
     print(f"{'model':<10} {'px':>4} {'params':>9} {'fwd GFLOP':>9} {'step ms':>8} {'img/s':>7} "
           f"{'GFLOP/s':>8} {'of matmul':>9}")
     for size in args.sizes:
@@ -97,7 +102,8 @@ def main() -> None:
             y = (torch.rand(args.batch, 1, size, size, device=device) > 0.5).float()
             forward_gflop, step_gflop = count_flops(model, x, y)
             runner = torch.compile(model) if args.compile else model
-            seconds = step_seconds(runner, x, y, device, args.warmup, args.repeats)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+                seconds = step_seconds(runner, x, y, device, args.warmup, args.repeats)
             rate = step_gflop / seconds
             print(f"{name:<10} {size:>4} {count_parameters(model):>9,} {forward_gflop:>9.2f} "
                   f"{seconds * 1e3:>8.0f} {args.batch / seconds:>7.1f} {rate:>8.1f} "

@@ -22,6 +22,36 @@ P4_ELEMENTS = ["rot90", "rot180", "rot270"]
 SMALL = {"filters": (4, 4, 8, 8), "norm_groups": 2}
 
 
+def test_the_seed_networks_have_the_seeds_parameter_counts_to_the_unit():
+    """dogeplusplus/group-unet with res_block=True, in=3, out=1, kernel 3 (shared/seed/NETWORKS.md)."""
+    assert count_parameters(build_model("unet")) == 972_417
+    assert count_parameters(build_model("gunet")) == 969_872
+
+
+def test_the_seed_skeleton_is_the_seeds():
+    """Three levels for four filters, average pooling, nearest upsampling, GroupNorm(4), biases
+    only over the trivial group, a final 3x3 convolution then the mean over the group."""
+    from equiseg.nn.blocks import ResConvBlock
+    from equiseg.nn.layers import GroupConv2d, GroupNorm
+
+    for name, bias in (("unet", True), ("gunet", False)):
+        model = build_model(name)
+        assert len(model.down) == 3 and len(model.up) == 3 and model.divisor == 8
+        assert all(isinstance(b, ResConvBlock) for b in [*model.down, *model.up])
+        convs = [m for m in model.modules() if isinstance(m, GroupConv2d)]
+        assert all((c.bias is not None) == bias and c.kernel_size == 3 for c in convs)
+        assert {m.num_groups for m in model.modules() if isinstance(m, GroupNorm)} == {4}
+        assert model.pool_group.mode == "mean" and model.final is convs[-1]
+    x = torch.randn(1, 3, 16, 16)
+    model = build_model("unet", **SMALL)
+    calls = []
+    hook = lambda module, args, out: calls.append(args[0].shape[-1])
+    for block in model.up:
+        block.register_forward_hook(hook)
+    model(x)
+    assert calls == [4, 8, 16]  # the decoder starts at /4: pooled to /8, then upsampled
+
+
 def test_parameter_counts_are_comparable():
     unet = count_parameters(build_model("unet"))
     for name in ("gunet", "gunet_p4m"):
@@ -37,7 +67,7 @@ def test_params_yaml_architectures_build_the_stated_models():
         assert count_parameters(build_model(name, **arch)) == count_parameters(build_model(name))
 
 
-@pytest.mark.parametrize("name", ["unet", "gunet", "gunet_p4m"])
+@pytest.mark.parametrize("name", ["unet", "gunet", "gunet_p4m", "unet_4level", "gunet_4level"])
 @pytest.mark.parametrize("size", [(32, 32), (16, 48)])
 def test_output_is_one_channel_of_logits_at_input_size(name, size):
     model = build_model(name, **SMALL)
@@ -50,9 +80,10 @@ def test_sizes_not_divisible_by_the_downsampling_get_a_clear_error(name, divisor
         build_model(name, **SMALL)(torch.randn(1, 3, 36, 32))
 
 
+@pytest.mark.parametrize("name", ["gunet", "gunet_4level"])
 @pytest.mark.parametrize("size", [(32, 32), (32, 48)])
-def test_gunet_is_exactly_rotation_equivariant_with_random_weights(size):
-    model = randomize_(build_model("gunet")).eval()
+def test_group_unets_are_exactly_rotation_equivariant_with_random_weights(name, size):
+    model = randomize_(build_model(name)).eval()
     errors = equivariance_errors(model, torch.randn(2, 3, *size), "p4")
     assert list(errors) == P4_ELEMENTS
     assert worst_relative_error(errors) < TOL
@@ -70,8 +101,9 @@ def test_gunet_is_not_mirror_equivariant_and_unet_is_not_rotation_equivariant():
     gunet = randomize_(build_model("gunet")).eval()
     flips = equivariance_errors(gunet, x, "p4m")
     assert min(flips[k]["relative"] for k in ("flip_h", "flip_v")) > 1e-3
-    unet = randomize_(build_model("unet")).eval()
-    assert min(e["relative"] for e in equivariance_errors(unet, x, "p4").values()) > 1e-2
+    for name in ("unet", "unet_4level"):
+        unet = randomize_(build_model(name)).eval()
+        assert min(e["relative"] for e in equivariance_errors(unet, x, "p4").values()) > 1e-2
 
 
 def test_max_group_pooling_keeps_equivariance():

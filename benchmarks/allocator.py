@@ -1,0 +1,127 @@
+"""glibc's allocator churn, before and after `equiseg.runtime.keep_freed_memory` (not a test).
+
+    python benchmarks/allocator.py [--paths train evaluate sweep audit] [--repeats 3]
+
+Each CPU path runs in a fresh process twice per repeat, with `EQUISEG_MALLOC=default` (glibc as
+it comes: big buffers mapped and unmapped around every forward pass) and with the fix; the table
+gives the median images/s, user and system CPU seconds and minor page faults of each. The paths:
+train (Group U-Net training steps, batch 16 at 64 px), evaluate (`image_scores`-style forward
+passes, batch 16 at 64 px), sweep (the stage's rotation sweep over 4 images at 64 px) and audit
+(`equiseg audit` of a Group U-Net with random weights on 2 synthetic 256 px images, 8 angles).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+PATHS = ("train", "evaluate", "sweep", "audit")
+
+
+def workload(path: str) -> float:
+    """Run one path in this process; return images per second."""
+    import torch
+
+    from equiseg.nn.models import build_model
+    from equiseg.runtime import keep_freed_memory
+
+    keep_freed_memory()
+    torch.manual_seed(0)
+    model = build_model("gunet").to(memory_format=torch.channels_last)
+    x = torch.randn(16, 3, 64, 64).to(memory_format=torch.channels_last)
+    start, images = time.perf_counter(), 0
+    if path == "train":
+        optimiser = torch.optim.AdamW(model.parameters())
+        y = (torch.rand(16, 1, 64, 64) > 0.5).float()
+        for _ in range(8):
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            images += 16
+    elif path == "evaluate":
+        with torch.no_grad():
+            for _ in range(16):
+                model.eval()(x)
+                images += 16
+    else:  # sweep
+        from benchmarks.sweep import butterflies
+        from equiseg.analysis.perturbations import build_perturbations
+        from equiseg.analysis.sweep import make_predictor, run_sweep
+        from equiseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+        items = butterflies(4, 64)
+        predict = make_predictor(model.eval(), IMAGENET_MEAN, IMAGENET_STD, channels_last=True)
+        start = time.perf_counter()
+        run_sweep(predict, items, build_perturbations(["rotate"], 5.0), 16, torch.device("cpu"))
+        images = len(items)
+    return images / (time.perf_counter() - start)
+
+
+def write_images(folder: Path, count: int, size: int) -> None:
+    import cv2
+
+    from equiseg.data.synthetic import generate_synthetic
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rgb, _ in generate_synthetic(count, size, 5, "uniform", seed=0):
+        cv2.imwrite(str(folder / f"{name}.png"), np.ascontiguousarray(rgb[:, :, ::-1]))
+
+
+def measure(path: str, mode: str, scratch: Path) -> dict[str, float]:
+    env = {**os.environ, "EQUISEG_MALLOC": mode}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if path == "audit":
+        command = [sys.executable, "-m", "equiseg", "audit", "--model",
+                   "equiseg.nn.models:build_model", "--model-kwargs", '{"name": "gunet"}',
+                   "--images", str(scratch / "images"), "--out", str(scratch / f"out-{mode}"),
+                   "--perturb", "rotate", "--angle-step", "45"]
+        start = time.perf_counter()
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        rate = 2 / (time.perf_counter() - start)
+    else:
+        done = subprocess.run([sys.executable, __file__, "--child", path], env=env, check=True,
+                              capture_output=True, text=True)
+        rate = float(done.stdout.strip().splitlines()[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"images/s": rate, "user s": after.ru_utime - before.ru_utime,
+            "system s": after.ru_stime - before.ru_stime,
+            "minor faults": after.ru_minflt - before.ru_minflt}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--child", choices=PATHS[:3], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(workload(args.child))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        if "audit" in args.paths:
+            write_images(scratch / "images", 2, 256)
+        print(f"{'path':<9} {'allocator':<9} {'images/s':>9} {'user s':>7} {'system s':>8} "
+              f"{'minor faults':>12}")
+        for path in args.paths:
+            runs = {mode: [measure(path, mode, scratch) for _ in range(args.repeats)]
+                    for mode in ("default", "tuned")}
+            for mode, results in runs.items():
+                median = {k: statistics.median(r[k] for r in results) for k in results[0]}
+                print(f"{path:<9} {mode:<9} {median['images/s']:>9.3f} {median['user s']:>7.1f} "
+                      f"{median['system s']:>8.1f} {median['minor faults']:>12,.0f}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    main()
