@@ -22,8 +22,14 @@ import subprocess
 
 import torch
 
-from equiseg.nn.cyclic import (InterpolatedGroupConv2d, RotatedFilterConv2d, SteerableGroupConv2d,
-                               get_rotation_group, layer_equivariance_error, smooth_random_field)
+from equiseg.nn.cyclic import (
+    InterpolatedGroupConv2d,
+    RotatedFilterConv2d,
+    SteerableGroupConv2d,
+    get_rotation_group,
+    layer_equivariance_error,
+    smooth_random_field,
+)
 
 CONSTRUCTIONS = {"steerable": SteerableGroupConv2d, "interpolated": InterpolatedGroupConv2d}
 IN_CHANNELS, FIBRES = 3, 4
@@ -75,8 +81,7 @@ def main_table(args: argparse.Namespace) -> list[str]:
                           for c in CONSTRUCTIONS]
                 elements = {"45": group.index(1), "90": group.index(2),
                             "mirror": group.index(0, 1) if group.mirrors else None}
-                cells = {(c, label): "-" if index is None else "{:.2e}".format(
-                    mean_error(c, group_name, k, lifting, index, args, args.blur, args.mode))
+                cells = {(c, label): "-" if index is None else f"{mean_error(c, group_name, k, lifting, index, args, args.blur, args.mode):.2e}"
                     for c in CONSTRUCTIONS for label, index in elements.items()}
                 ratio = float(cells["interpolated", "45"]) / float(cells["steerable", "45"])
                 lines.append(

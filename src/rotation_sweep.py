@@ -21,11 +21,11 @@ from equiseg.analysis.sweep import make_predictor, run_sweep, sweep_perturbation
 from equiseg.config import load_params, run_name, stage_parser
 from equiseg.data.datasets import load_split
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
-from equiseg.runtime import keep_freed_memory
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_csv, write_json
 from equiseg.nn.models import load_replicates
 from equiseg.report.overlays import write_rotation_gif, write_sample_grid
+from equiseg.runtime import keep_freed_memory
 from equiseg.train.devices import select_device
 
 HEADLINE = ("consistency_iou_off_grid",)

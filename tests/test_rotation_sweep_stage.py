@@ -109,7 +109,7 @@ def test_stage_and_audit_command_give_the_same_numbers(swept, monkeypatch, capsy
     monkeypatch.chdir(swept)
     equiseg_main(["audit", "--model", "models/gunet-minimal-seed0.pt", "--images", "data/raw/images",
                   "--masks", "data/raw/segmentations", "--out", "audit", "--pad-size", "48",
-                  "--device", "cpu", "--channels-last", *LEVEL_FLAGS])
+                  "--device", "cpu", "--channels-last", "--allow-degenerate", *LEVEL_FLAGS])
     stage = pd.read_csv("plots/rotation/gunet-minimal.csv")
     audit = pd.read_csv("audit/rotation.csv")
     columns = [c for c in ROTATION_COLUMNS if c.startswith("set_")]

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from equiseg.analysis.geometry import footprint, pad_to_square
+from equiseg.analysis.judgeable import Judgeability, not_judgeable_images, verdict
 from equiseg.analysis.perturbations import (
     Perturbation,
     build_perturbations,
@@ -285,3 +286,46 @@ def test_degenerate_predictions_are_flagged_per_row_with_a_reason():
         assert summary["degenerate_images"] == 2 and summary["mostly_degenerate"] is True
     fine = sweep(RedIsForeground())
     assert not fine["degenerate"].any() and summarize(fine, 1e-4, 1e-4)["degenerate_images"] == 0
+
+
+def test_judgeable_images_are_read_off_the_unperturbed_prediction():
+    """Shares and constancy of the reference prediction decide; figures cover judgeable images."""
+    class Shifted(nn.Module):  # red decides, foreground where red > cut
+        def __init__(self, cut):
+            super().__init__()
+            self.cut = cut
+
+        def forward(self, x):
+            return 40.0 * (x[:, :1] - self.cut)
+
+    class Flat(nn.Module):
+        def forward(self, x):
+            return torch.full_like(x[:, :1], 0.3)
+
+    judge = Judgeability(min_share=0.05, max_share=0.90)
+    for model, reason in ((Flat(), "constant"), (Shifted(0.98), "too little foreground"),
+                          (Shifted(0.07), "too much foreground")):
+        frame = sweep(model)
+        assert not_judgeable_images(frame, judge, 1e-4, 1e-4) == {"img0": reason, "img1": reason}
+        summary = summarize(frame, 1e-4, 1e-4, judge=judge)
+        assert summary["verdict"] == "cannot judge" and summary["scored_images"] == 0
+        assert summary["perturbations"]["rotate"]["exact_at_90_multiples"] is None
+        assert summary["outputs_identical_under_group"] == {"p4": True, "p4m": True}
+        allowed = summarize(frame, 1e-4, 1e-4, judge=Judgeability(allow_degenerate=True))
+        assert allowed["scored_images"] == 2
+        assert allowed["perturbations"]["rotate"]["exact_at_90_multiples"] is True
+    frame = sweep(RedIsForeground())
+    assert frame["reference_foreground_share"].between(0.4, 0.6).all()
+    assert (frame["reference_raw_range"] > 30).all()
+    summary = summarize(frame, 1e-4, 1e-4, judge=judge)
+    assert summary["verdict"] == "judged" and summary["judgeable_images"] == 2
+    assert summary["perturbations"]["rotate"]["exact_at_90_multiples"] is True
+    # one of two images not judgeable is not "most": judged, on the other image alone
+    half = pd.concat([frame[frame["image"] == "img0"],
+                      sweep(Flat()).query("image == 'img1'")], ignore_index=True)
+    summary = summarize(half, 1e-4, 1e-4, judge=judge)
+    assert (summary["verdict"], summary["scored_images"]) == ("judged", 1)
+    assert [e["image"] for e in summary["least_consistent_images"]] == ["img0"]
+    assert verdict(3, 2) == "cannot judge" and verdict(4, 2) == "judged"
+    with pytest.raises(EquisegError, match="0 <= min < max <= 1"):
+        Judgeability(min_share=0.5, max_share=0.5).validate()

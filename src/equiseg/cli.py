@@ -16,11 +16,13 @@ from pathlib import Path
 
 from equiseg import __version__
 from equiseg.analysis.audit import EXACT_GROUPS, AuditOptions, gate_failures, run_audit
+from equiseg.analysis.judgeable import JUDGEABLE_MAX_SHARE, JUDGEABLE_MIN_SHARE
 from equiseg.analysis.perturbations import FAMILIES
 from equiseg.analysis.summary import GATE_METRICS
 from equiseg.config import SweepConfig
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from equiseg.errors import EquisegError, exit_on_user_error
+from equiseg.runtime import keep_freed_memory
 
 EXAMPLE = """example:
   equiseg audit --model my_project.models:build_unet --weights unet.pth \\
@@ -34,8 +36,9 @@ EXAMPLE = """example:
 gate figures (--fail-under NAME=VALUE):
 """ + "\n".join(f"  {name:15s} {text}" for name, (text, _) in GATE_METRICS.items()) + """
 
-exit codes: 0 done, every gate passed; 1 a gate failed (one line on stderr says which);
-2 bad input (one `error:` line on stderr).
+exit codes: 0 done, every gate passed; 1 a gate failed (one line on stderr says which), or
+the verdict is "cannot judge" (most images get a constant, near-empty or near-full prediction)
+and a gate was asked for without --allow-degenerate; 2 bad input (one `error:` line on stderr).
 """
 
 
@@ -185,6 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--require-exact", nargs="?", const="p4", choices=EXACT_GROUPS,
                       help="fail unless exact at 90-degree multiples (p4, the default) and also "
                            "for flips (p4m)")
+    gate.add_argument("--allow-degenerate", action="store_true",
+                      help="gate even when most images get no judgeable prediction (see "
+                           "--judgeable-min-share), on figures over every image")
+    judge = audit.add_argument_group(
+        "judgeable images (figures, exactness and gates cover only these)")
+    judge.add_argument("--judgeable-min-share", type=float, default=JUDGEABLE_MIN_SHARE,
+                       metavar="SHARE", help="an image is judgeable when the prediction on it "
+                       "is not constant and its foreground covers at least this share of the "
+                       f"image's pixels (default: {JUDGEABLE_MIN_SHARE:g})")
+    judge.add_argument("--judgeable-max-share", type=float, default=JUDGEABLE_MAX_SHARE,
+                       metavar="SHARE", help="... and at most this share (default: "
+                       f"{JUDGEABLE_MAX_SHARE:g}); when more than half of the images are not "
+                       "judgeable the verdict is 'cannot judge' and every gate fails (unless "
+                       "--allow-degenerate)")
     run.add_argument("--worst", type=int, default=3, help="least consistent images to show")
     return parser
 
@@ -222,7 +239,9 @@ def options_from_args(args: argparse.Namespace) -> AuditOptions:
         batch_size=args.batch_size, device=_device(args.device),
         channels_last=args.channels_last, max_images=args.max_images, atol=args.atol,
         rtol=args.rtol, worst=args.worst, symmetrize=args.symmetrize,
-        fail_under=tuple(args.fail_under), require_exact=args.require_exact)
+        fail_under=tuple(args.fail_under), require_exact=args.require_exact,
+        judgeable_min_share=args.judgeable_min_share,
+        judgeable_max_share=args.judgeable_max_share, allow_degenerate=args.allow_degenerate)
 
 
 def _device(requested: str) -> str:
@@ -244,6 +263,7 @@ def _device(requested: str) -> str:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
+    keep_freed_memory()
     args = build_parser().parse_args(argv)
     if args.command == "plots-template":
         from equiseg.report.offline_plots import ensure_offline_plots_template
@@ -260,7 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     failures = gate_failures(summary, options)
     print(json.dumps({"out": str(args.out), "images": summary["images"],
                       "images_per_second": summary["images_per_second"],
+                      "judgeable_images": summary["judgeable_images"],
+                      "verdict": summary["verdict"],
                       "exact_at_90_multiples": rotate.get("exact_at_90_multiples"),
+                      "outputs_identical_under_group": summary["outputs_identical_under_group"],
                       "worst_rotation": rotate.get("worst_level"),
                       "degenerate_images": summary["degenerate_images"],
                       "weights_loaded": summary["weights_loaded"],

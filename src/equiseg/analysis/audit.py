@@ -5,12 +5,16 @@ Runs `equiseg.analysis.sweep` (the same code as the rotation_sweep stage), summa
 renamed onto `out` at the very end (nothing half-written):
 
 - `results.csv`: tidy, one row per image, perturbation and level (see `equiseg.analysis.sweep`),
-  with `degenerate` / `degenerate_reason` per row;
+  with `degenerate` / `degenerate_reason` per row and `judgeable` / `not_judgeable_reason` per
+  image;
 - `rotation.csv`, `perturb.csv`: the set statistics in the pipeline's formats;
 - `summary.json`: per perturbation the worst level, the spread over levels, exactness at
   90-degree multiples and for flips, the least consistent images, degenerate images, what was
   loaded (`weights_loaded`), how the output was read (`output`), and with `symmetrize` the same
   figures for the symmetrized model (`symmetrized`, and `results_symmetrized.csv`);
+  the figures cover the judgeable images only (`judgeable_images` of `images`, the `verdict`,
+  see `equiseg.analysis.judgeable`), and `outputs_identical_under_group` says, over every
+  image, whether the raw outputs are identical under p4 / p4m (a fact, not a pass);
 - `figures/*.png` and `report.md` / `report.html` (self-contained), with the worst images shown;
 - `.equiseg-audit.json`: the list of the files above. `out` is replaced only when it is absent,
   empty, or holds exactly the files its own list names, so an audit never deletes a file it did
@@ -31,6 +35,14 @@ import torch
 
 from equiseg.analysis.adapters import AdaptedModel, OutputAdapter
 from equiseg.analysis.inputs import ImageFile, folder_images, load_image, pair_files, spread_indices
+from equiseg.analysis.judgeable import (
+    CANNOT_JUDGE,
+    JUDGEABLE_MAX_SHARE,
+    JUDGEABLE_MIN_SHARE,
+    Judgeability,
+    judge_frame,
+    not_judgeable_text,
+)
 from equiseg.analysis.model_loading import LoadedModel, load_model_info
 from equiseg.analysis.perturbations import (
     FAMILIES,
@@ -59,6 +71,9 @@ from equiseg.report.overlays import labels_from_probs, paint, to_rgb
 
 SUMMARY_FILE = "summary.json"
 MANIFEST_FILE = ".equiseg-audit.json"
+# what summary.json records of the symmetrized model's own summary
+SYMMETRIZED_KEYS = ("degenerate_images", "judgeable_images", "not_judgeable_reasons", "verdict",
+                    "scored_images", "outputs_identical_under_group", "perturbations")
 EXACT_GROUPS = SYMMETRY_GROUPS  # --require-exact: rotations by 90 degrees; p4m also the flips
 
 
@@ -98,6 +113,14 @@ class AuditOptions:
     symmetrize: str | None = None
     fail_under: tuple[tuple[str, float], ...] = ()
     require_exact: str | None = None
+    judgeable_min_share: float = JUDGEABLE_MIN_SHARE
+    judgeable_max_share: float = JUDGEABLE_MAX_SHARE
+    allow_degenerate: bool = False
+
+    @property
+    def judgeability(self) -> Judgeability:
+        return Judgeability(self.judgeable_min_share, self.judgeable_max_share,
+                            self.allow_degenerate)
 
 
 # -- the output folder: never delete what this command did not write ------------------------------
@@ -174,7 +197,16 @@ def check_gates(options: AuditOptions) -> None:
 
 
 def gate_failures(summary: dict, options: AuditOptions) -> list[str]:
-    """What a CI gate found wrong, one phrase each (empty: the gate passes)."""
+    """What a CI gate found wrong, one phrase each (empty: the gate passes).
+
+    A gate never passes what it cannot judge: when most images get no judgeable prediction, the
+    gate fails unless `allow_degenerate` (then its figures cover every image).
+    """
+    if not options.fail_under and options.require_exact is None:
+        return []
+    if summary["verdict"] == CANNOT_JUDGE and not options.allow_degenerate:
+        return [f"cannot judge: {not_judgeable_text(summary)}; pass --allow-degenerate to "
+                "gate anyway"]
     failures = []
     for name, threshold in options.fail_under:
         value = gate_value(summary, name)
@@ -232,6 +264,7 @@ def run_audit(options: AuditOptions) -> dict:
     perturbations = build_perturbations(options.perturb, options.angle_step, options.brightness,
                                         options.contrast, options.noise)
     check_gates(options)
+    options.judgeability.validate()
     if len(options.mean) != len(options.std):
         raise EquisegError(f"--mean has {len(options.mean)} values but --std has "
                            f"{len(options.std)}; give one of each per input channel")
@@ -244,33 +277,46 @@ def run_audit(options: AuditOptions) -> dict:
     if frame.empty:
         raise EquisegError(f"{options.images}: no image could be decoded; pass a folder of "
                            "readable PNG or JPEG files")
-    summary = summarize(frame, options.atol, options.rtol, options.worst)
+    summary = summarize(frame, options.atol, options.rtol, options.worst, options.judgeability)
     summary.update(_run_facts(options, loaded, predict, seconds, summary["images"]))
-    sym_frame = None
+    frame, scored = _mark_judgeable(frame, options)
+    sym_frame = sym_scored = None
     if options.symmetrize:
         sym_predict = _symmetrized_predictor(loaded, options)
         sym_frame, sym_seconds = _timed_sweep(sym_predict, entries, perturbations, options)
-        sym = summarize(sym_frame, options.atol, options.rtol, options.worst)
+        sym = summarize(sym_frame, options.atol, options.rtol, options.worst,
+                        options.judgeability)
         summary["symmetrized"] = {
             "group": options.symmetrize, "seconds": round(sym_seconds, 3),
             "images_per_second": round(sym["images"] / sym_seconds, 4),
-            "degenerate_images": sym["degenerate_images"],
-            "perturbations": sym["perturbations"]}
+            **{key: sym[key] for key in SYMMETRIZED_KEYS}}
+        sym_frame, sym_scored = _mark_judgeable(sym_frame, options)
     with atomic_dir(options.out) as tmp:
         write_csv(tmp / "results.csv", frame)
         if sym_frame is not None:
             write_csv(tmp / "results_symmetrized.csv", sym_frame)
-        rotation = rotation_table(frame) if (frame["perturbation"] == "rotate").any() else None
-        perturb = perturbation_table(frame)
+        # tables, curves and worst cases over the images the figures cover (the judgeable ones)
+        rotation = rotation_table(scored) if (scored["perturbation"] == "rotate").any() else None
+        perturb = perturbation_table(scored)
         if rotation is not None:
             write_csv(tmp / "rotation.csv", rotation)
         write_csv(tmp / "perturb.csv", perturb)
         write_json(tmp / SUMMARY_FILE, summary)
-        worst = worst_cases(frame, summary)
+        worst = worst_cases(scored, summary)
         panels = _worst_panels(predict, entries, worst, options) if worst else None
-        write_report(tmp, frame, summary, options, panels, sym_frame, rotation, perturb)
+        write_report(tmp, scored, summary, options, panels, sym_scored, rotation, perturb)
         _write_manifest(tmp, _version())
     return summary
+
+
+def _mark_judgeable(frame: pd.DataFrame,
+                    options: AuditOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(every row, with per-image `judgeable` and `not_judgeable_reason` columns for
+    results.csv; the rows the figures cover), by `equiseg.analysis.judgeable`."""
+    scored, not_judgeable = judge_frame(frame, options.judgeability, options.atol, options.rtol)
+    names = frame["image"].astype(str)
+    return frame.assign(judgeable=~names.isin(list(not_judgeable)),
+                        not_judgeable_reason=[not_judgeable.get(n, "") for n in names]), scored
 
 
 def _run_facts(options: AuditOptions, loaded: LoadedModel, predict: Predictor, seconds: float,

@@ -17,6 +17,10 @@ Decisions made here, once:
   at every rotation by a non-zero multiple of 90 degrees (flips: at the flip). Judging the raw
   output rather than thresholded masks or saturated probabilities keeps a model whose logits
   differ from being called exact because sigmoid(30) == sigmoid(20) in float32.
+- *judgeable* (the audit's `summarize(..., judge=...)`): figures, exactness and gates cover
+  only the images whose unperturbed prediction can show equivariance (see
+  `equiseg.analysis.judgeable`); `outputs_identical_under_group` keeps raw-output exactness over
+  every image as a separate fact (true for a constant model). The stage judges every image.
 - *dB*: `set_psnr_db_mean` is the mean of per-image PSNRs; `set_psnr_db_pooled` is StyleGAN3's
   EQ-R, the PSNR of the mean squared error over all valid pixels of all images (see
   `metrics.pooled_psnr_db`). Both cap at `metrics.PSNR_CAP_DB` for identical maps.
@@ -28,6 +32,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from equiseg.analysis.judgeable import Judgeability, judge_frame, verdict
 from equiseg.analysis.metrics import pooled_psnr_db
 from equiseg.analysis.perturbations import PHOTOMETRIC, Perturbation
 
@@ -193,10 +198,25 @@ def degenerate_images(frame: pd.DataFrame) -> dict[str, str]:
     return dict(zip(reference["image"].astype(str), reference["degenerate_reason"].astype(str)))
 
 
-def summarize(frame: pd.DataFrame, atol: float, rtol: float,
-              worst_images: int = 3) -> dict:
-    """The summary of a sweep: per perturbation its figures (see the module's decisions), the
-    degenerate images, and the least consistent images."""
+def outputs_identical_under_group(frame: pd.DataFrame, atol: float, rtol: float) -> dict:
+    """Whether every image's raw output, undone, equals the unperturbed one within tolerance:
+    {"p4": at rotations by 90-degree multiples, "p4m": and both flips}, for what was swept.
+
+    A fact about the outputs over all images, not a verdict: a constant output is identical
+    under every transform, so `True` here is no evidence of equivariance (see `judgeable`).
+    """
+    rotations = frame[(frame["perturbation"] == "rotate") & _at_quarter_turns(frame["level"])]
+    if rotations.empty:
+        return {}
+    identical = {"p4": bool(within_tolerance(rotations, atol, rtol).all())}
+    flips = frame[frame["perturbation"].isin(FLIPS)]
+    if set(flips["perturbation"]) == set(FLIPS):
+        identical["p4m"] = identical["p4"] and bool(within_tolerance(flips, atol, rtol).all())
+    return identical
+
+
+def _figures(frame: pd.DataFrame, atol: float, rtol: float, worst_images: int) -> dict:
+    """Per perturbation its figures, and the least consistent images, over `frame`'s rows."""
     stats = set_statistics(frame)
     per_perturbation = {}
     for name in stats["perturbation"].unique():
@@ -204,22 +224,69 @@ def summarize(frame: pd.DataFrame, atol: float, rtol: float,
                                              stats[stats["perturbation"] == name], atol, rtol)
     perturbed = frame[~identity_rows(frame)]
     by_image = perturbed.groupby("image", sort=False)["iou_consistency"].mean().sort_values()
-    degenerate = degenerate_images(frame)
-    reasons: dict[str, int] = {}
-    for reason in degenerate.values():
-        reasons[reason] = reasons.get(reason, 0) + 1
+    return {"perturbations": per_perturbation,
+            "least_consistent_images": [{"image": str(name), "mean_consistency_iou": float(value)}
+                                        for name, value in by_image.head(worst_images).items()]}
+
+
+def _no_figures(frame: pd.DataFrame, atol: float, rtol: float) -> dict:
+    """The figures' keys with no values: nothing could be judged (the levels stay)."""
+    figures = _figures(frame, atol, rtol, 0)
+    return {"perturbations": {name: {key: value if key == "levels" else None
+                                     for key, value in entry.items()}
+                              for name, entry in figures["perturbations"].items()},
+            "least_consistent_images": []}
+
+
+def _counts(reasons: dict[str, str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for reason in reasons.values():
+        counts[reason] = counts.get(reason, 0) + 1
+    return counts
+
+
+def _judged_figures(frame: pd.DataFrame, atol: float, rtol: float, worst_images: int,
+                    judge: Judgeability) -> dict:
+    """The figures over the judgeable images only (see `equiseg.analysis.judgeable`), and how
+    many there were, the verdict, and the raw outputs' own fact over every image."""
+    scored, not_judgeable = judge_frame(frame, judge, atol, rtol)
     images = int(frame["image"].nunique())
+    figures = (_figures(scored, atol, rtol, worst_images) if len(scored)
+               else _no_figures(frame, atol, rtol))
     return {
+        "judgeable_min_share": judge.min_share,
+        "judgeable_max_share": judge.max_share,
+        "allow_degenerate": judge.allow_degenerate,
+        "judgeable_images": images - len(not_judgeable),
+        "not_judgeable_reasons": _counts(not_judgeable),
+        "verdict": verdict(images, len(not_judgeable)),
+        "scored_images": int(scored["image"].nunique()),
+        "outputs_identical_under_group": outputs_identical_under_group(frame, atol, rtol),
+        **figures,
+    }
+
+
+def summarize(frame: pd.DataFrame, atol: float, rtol: float,
+              worst_images: int = 3, judge: Judgeability | None = None) -> dict:
+    """The summary of a sweep: per perturbation its figures (see the module's decisions), the
+    degenerate images, and the least consistent images.
+
+    With `judge`, the figures cover the judgeable images only and the summary says how many
+    there were and gives the verdict ("judged" or "cannot judge"); without it, every image.
+    """
+    degenerate = degenerate_images(frame)
+    images = int(frame["image"].nunique())
+    summary = {
         "images": images,
         "atol": atol,
         "rtol": rtol,
         "degenerate_images": len(degenerate),
-        "degenerate_reasons": reasons,
+        "degenerate_reasons": _counts(degenerate),
         "mostly_degenerate": bool(images and len(degenerate) > images / 2),
-        "perturbations": per_perturbation,
-        "least_consistent_images": [{"image": str(name), "mean_consistency_iou": float(value)}
-                                    for name, value in by_image.head(worst_images).items()],
     }
+    if judge is None:
+        return {**summary, **_figures(frame, atol, rtol, worst_images)}
+    return {**summary, **_judged_figures(frame, atol, rtol, worst_images, judge)}
 
 
 def equivariance_summary(frame: pd.DataFrame, atol: float, rtol: float) -> dict:

@@ -17,7 +17,12 @@ apart. For every image: predict on the image itself (the reference) and on each 
   since no model could predict them) (NaN without a ground truth);
 - `degenerate`, `degenerate_reason`: the prediction on this image, or on this perturbed copy, is
   (nearly) empty, (nearly) everywhere, or mostly hovering at the decision threshold, so its
-  consistency says little (two empty masks agree perfectly).
+  consistency says little (two empty masks agree perfectly);
+- `reference_foreground_share`, `reference_raw_range`: facts about the prediction on the
+  unperturbed image (the same on every row of an image): the share of the image's pixels that
+  are foreground, and the largest max - min of its raw output over them (0 for a constant
+  output).
+  `equiseg.analysis.judgeable` decides from them whether the image can show equivariance.
 
 Outputs are probabilities (B, K, H, W). One channel: foreground = p > 0.5. Several channels are
 mutually exclusive classes (softmax): the mask of class k is argmax == k, IoUs are per class and
@@ -232,8 +237,9 @@ def target_masks(target: Tensor, classes: int) -> Tensor:
     return F.one_hot(target.long()[0], classes).permute(2, 0, 1).unsqueeze(0).bool()
 
 
-def degenerate_reasons(probs: Tensor, valid: Tensor) -> list[str]:
-    """Per prediction (B, K, S, S): '' when fine, else 'empty', 'everywhere' or 'at threshold'.
+def foreground_shares(probs: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+    """Per prediction (B, K, S, S): the share of the valid pixels that are foreground, and the
+    share within THRESHOLD_MARGIN of the decision, both (B,) float64.
 
     Foreground is p > 0.5 for one channel, any class but 0 for several; the margin to the
     decision is |p - 0.5|, or half the gap between the two most likely classes.
@@ -249,6 +255,29 @@ def degenerate_reasons(probs: Tensor, valid: Tensor) -> list[str]:
         margin = (top[:, 0] - top[:, 1]) / 2
     share = (foreground.double() * inside).flatten(1).sum(dim=1) / count
     hovering = ((margin < THRESHOLD_MARGIN).double() * inside).flatten(1).sum(dim=1) / count
+    return share, hovering
+
+
+def raw_range(raw: Tensor, valid: Tensor) -> Tensor:
+    """Per output (B, K, S, S): the largest max - min of a channel inside `valid`, (B,); 0 for
+    a constant output, which every transform leaves identical."""
+    inside = valid.bool().expand_as(raw)
+    high = raw.masked_fill(~inside, float("-inf")).amax(dim=(-2, -1))
+    low = raw.masked_fill(~inside, float("inf")).amin(dim=(-2, -1))
+    return (high - low).amax(dim=1).clamp(min=0.0)
+
+
+def reference_facts(reference: Tensor, reference_raw: Tensor, footprint: Tensor) -> dict:
+    """The columns describing the unperturbed prediction (1, K, S, S) over the image's pixels."""
+    share, _ = foreground_shares(reference, footprint.unsqueeze(0))
+    return {"reference_foreground_share": float(share[0]),
+            "reference_raw_range": float(raw_range(reference_raw, footprint.unsqueeze(0))[0])}
+
+
+def degenerate_reasons(probs: Tensor, valid: Tensor) -> list[str]:
+    """Per prediction (B, K, S, S): '' when fine, else 'empty', 'everywhere' or 'at threshold'
+    (shares as in `foreground_shares`)."""
+    share, hovering = foreground_shares(probs, valid)
     reasons = []
     for fraction, near in zip(share.tolist(), hovering.tolist()):
         if near > NEAR_THRESHOLD_SHARE:
@@ -310,6 +339,7 @@ def sweep_image(predict: Predict, item: SweepImage, perturbations: Sequence[Pert
     noise = noise_field(item.name, item.image.shape).to(item.image.device)
     to_predict = [IDENTITY] + [p for p in perturbations if not p.is_identity]
     reference = reference_raw = None
+    facts: dict = {}
     scored: dict[Perturbation, dict] = {}
     kept_inputs, kept_probs = {}, {}
     for start in range(0, len(to_predict), batch_size):
@@ -318,13 +348,14 @@ def sweep_image(predict: Predict, item: SweepImage, perturbations: Sequence[Pert
         raw, probs = _predict(predict, inputs)
         if reference is None:
             reference, reference_raw = probs[:1], raw[:1]
+            facts = reference_facts(reference, reference_raw, item.footprint)
         scores = _score(restore(chunk, probs), reference, valid_regions(chunk, item.footprint),
                         item, restore(chunk, raw), reference_raw)
         for i, p in enumerate(chunk):
             row = {name: float(values[i]) for name, values in scores.items()
                    if name != "degenerate_reason"}
             reason = scores["degenerate_reason"][i]
-            scored[p] = {**row, "degenerate": bool(reason), "degenerate_reason": reason}
+            scored[p] = {**row, "degenerate": bool(reason), "degenerate_reason": reason, **facts}
             if keep:
                 kept_inputs[p], kept_probs[p] = inputs[i].cpu(), probs[i].cpu()
     rows = [{"image": item.name, "perturbation": p.name, "level": p.level,

@@ -1,8 +1,10 @@
-"""The report of `equiseg audit`: warnings first (no weights loaded, degenerate predictions,
-upsampled outputs), findings, the per-perturbation table, the original beside the symmetrized
-model, figures and the least consistent images, as Markdown and self-contained HTML.
+"""The report of `equiseg audit`: warnings first (no weights loaded, cannot judge, degenerate
+predictions, upsampled outputs), findings, the per-perturbation table, the original beside the
+symmetrized model, figures and the least consistent images, as Markdown and self-contained HTML.
 
 Its sentences about exact symmetries are the pipeline report's (`equiseg.report.findings`).
+Figures cover the judgeable images only (`equiseg.analysis.judgeable`); when the verdict is
+"cannot judge", no sentence or table cell calls the model exact or consistent.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from equiseg.analysis.judgeable import CANNOT_JUDGE, not_judgeable_text
 from equiseg.analysis.summary import rotation_table
 from equiseg.report.document import Document
 from equiseg.report.figures import angle_figure, photometric_figure
@@ -27,13 +30,20 @@ def format_value(value: float | None, spec: str = ".3f") -> str:
     return "–" if value is None else format(value, spec)
 
 
-def _exact_text(entry: dict) -> str:
+def _judged(summary: dict) -> bool:
+    return summary.get("verdict") != CANNOT_JUDGE
+
+
+def _exact_text(entry: dict, judged: bool = True) -> str:
+    if not judged:
+        return "not judged"
     exact = entry.get("exact_at_90_multiples", entry.get("exact"))
     return "" if exact is None else ("yes" if exact else "no")
 
 
 def _perturbation_table(summary: dict) -> pd.DataFrame:
     rows = []
+    judged = _judged(summary)
     for name, entry in summary["perturbations"].items():
         rows.append({"perturbation": name, "worst level": entry["worst_level"],
                      "worst consistency IoU": entry["worst_consistency_iou"],
@@ -42,7 +52,7 @@ def _perturbation_table(summary: dict) -> pd.DataFrame:
                      "mean abs diff": entry["mean_mad"], "mean dB": entry["mean_psnr_db"],
                      "pooled dB": entry["pooled_psnr_db"],
                      "mean IoU vs masks": entry["mean_iou_gt"],
-                     "exact": _exact_text(entry)})
+                     "exact": _exact_text(entry, judged)})
     return pd.DataFrame(rows)
 
 
@@ -53,6 +63,14 @@ def _warnings(summary: dict, options: AuditOptions) -> list[str]:
         lines.append(f"**No weights were loaded**: `{options.model}` was built by its factory "
                      f"with random initial weights (seed {summary['seed']}); these numbers "
                      "describe an untrained network. Pass `--weights FILE` to audit a trained one.")
+    if not _judged(summary):
+        lines.append(f"**Cannot judge**: {not_judgeable_text(summary)}. An image is "
+                     "judgeable when the prediction on it has both classes in a meaningful "
+                     "share, so that a perturbation could change it. Whether this model is "
+                     "equivariant cannot be told from these predictions, and `--require-exact` "
+                     "/ `--fail-under` fail (unless `--allow-degenerate`). Check the input "
+                     "normalisation, --output and the weights, or set --judgeable-min-share / "
+                     "--judgeable-max-share for objects this small or this large.")
     if summary["mostly_degenerate"]:
         reasons = ", ".join(f"{count} {reason}" for reason, count in
                             summary["degenerate_reasons"].items())
@@ -70,7 +88,23 @@ def _warnings(summary: dict, options: AuditOptions) -> list[str]:
     return lines
 
 
-def _findings(summary: dict) -> str:
+def _cannot_judge_findings(summary: dict) -> list[str]:
+    """No figure sentence: nothing here may read as a verdict on the model."""
+    scored = summary["scored_images"]
+    scope = ("no figure below covers any image" if not scored else
+             f"figures below cover {scored} image(s) and give no verdict on the model")
+    lines = [f"- **Cannot judge**: {summary['judgeable_images']} of {summary['images']} images "
+             f"get a judgeable prediction; {scope}."]
+    identical = summary["outputs_identical_under_group"]
+    if identical:
+        facts = ", ".join(f"{group} {'yes' if same else 'no'}" for group, same in identical.items())
+        lines.append(f"- Raw outputs identical under the group, over every image: {facts}. A "
+                     "fact about the outputs, not a pass: a constant output is identical under "
+                     "every turn and flip.")
+    return lines
+
+
+def _figure_findings(summary: dict) -> list[str]:
     lines = []
     found = summary["perturbations"]
     if "rotate" in found and found["rotate"].get("max_abs_diff_at_90_multiples") is not None:
@@ -90,7 +124,7 @@ def _findings(summary: dict) -> str:
                      f"{rotate['worst_consistency_iou']:.3f}; spread over angles "
                      f"{rotate['consistency_iou_spread']:.3f}.")
     for flip in ("flip_h", "flip_v"):
-        if flip in found:
+        if flip in found and found[flip]["exact"] is not None:
             entry = found[flip]
             lines.append(f"- {flip}: consistency IoU {format_value(entry['worst_consistency_iou'])}, "
                          f"{'exact' if entry['exact'] else 'not exact'} "
@@ -100,6 +134,17 @@ def _findings(summary: dict) -> str:
             entry = found[name]
             lines.append(f"- {name}: worst level {entry['worst_level']:g}, consistency IoU "
                          f"{entry['worst_consistency_iou']:.3f}.")
+    return lines
+
+
+def _findings(summary: dict) -> str:
+    lines = _figure_findings(summary) if _judged(summary) else _cannot_judge_findings(summary)
+    left_out = summary["images"] - summary["judgeable_images"]
+    if left_out and _judged(summary):
+        scope = ("left out of every figure" if summary["scored_images"] < summary["images"]
+                 else "kept in the figures by --allow-degenerate")
+        lines.append(f"- {not_judgeable_text(summary)}: {scope} (see `not_judgeable_reason` "
+                     "in results.csv).")
     if summary["degenerate_images"] and not summary["mostly_degenerate"]:
         lines.append(f"- {summary['degenerate_images']} of {summary['images']} images get a "
                      "degenerate prediction (see `degenerate_reason` in results.csv).")
@@ -116,28 +161,36 @@ def _comparison_table(summary: dict) -> pd.DataFrame:
         rows.append({"model": label,
                      "worst rotation consistency IoU": rotate.get("worst_consistency_iou"),
                      "consistency IoU at 90s": rotate.get("consistency_iou_at_90_multiples"),
-                     "exact at 90s": _exact_text(rotate) if rotate else "",
+                     "judgeable images": part["judgeable_images"],
+                     "exact at 90s": _exact_text(rotate, _judged(part)) if rotate else "",
                      "mean IoU vs masks": rotate.get("mean_iou_gt"),
                      "images/s": ips})
     return pd.DataFrame(rows)
 
 
+def _what_was_audited(summary: dict, options: AuditOptions) -> str:
+    levels = sum(len(entry["levels"]) for entry in summary["perturbations"].values())
+    return (f"{summary['images']} image(s) from `{options.images}`"
+            + (f" with masks from `{options.masks}`" if options.masks else " (no masks)")
+            + f", {summary['judgeable_images']} of them judgeable (foreground "
+            f"{summary['judgeable_min_share']:g}-{summary['judgeable_max_share']:g} of the "
+            f"pixels, output not constant); figures over {summary['scored_images']}; {levels} "
+            f"perturbation levels; {summary['images_per_second']:.2f} images/s on "
+            f"{options.device}; output read as {summary['output']['found']}.")
+
+
 def write_report(folder: Path, frame: pd.DataFrame, summary: dict, options: AuditOptions,
                  worst_rows: list | None, symmetrized: pd.DataFrame | None,
                  rotation: pd.DataFrame | None, perturb: pd.DataFrame) -> None:
-    """Figures and the Markdown/HTML report of an audit, inside `folder`; `rotation` and
-    `perturb` are the audit's own rotation and perturbation tables (None: no rotations)."""
+    """Figures and the Markdown/HTML report of an audit, inside `folder`; `frame` and
+    `symmetrized` are the rows the figures cover (the judgeable images'), `rotation` and
+    `perturb` the audit's own rotation and perturbation tables (None: no rotations)."""
     figures = folder / "figures"
     label = Path(options.model.split(":")[0]).stem or "model"
     doc = Document(f"Equivariance audit: {options.model}")
     for warning in _warnings(summary, options):
         doc.note(warning)
-    doc.paragraph(
-        f"{summary['images']} image(s) from `{options.images}`"
-        + (f" with masks from `{options.masks}`" if options.masks else " (no masks)")
-        + f"; {frame.groupby(['perturbation', 'level'], sort=False).ngroups} perturbation levels; "
-        f"{summary['images_per_second']:.2f} images/s on {options.device}; output read as "
-        f"{summary['output']['found']}.")
+    doc.paragraph(_what_was_audited(summary, options))
     doc.heading("Findings")
     doc.paragraph(_findings(summary))
     doc.table(_perturbation_table(summary))
@@ -149,7 +202,8 @@ def write_report(folder: Path, frame: pd.DataFrame, summary: dict, options: Audi
         "*pooled dB*: PSNR of the squared differences pooled over all images (StyleGAN3's EQ-R); "
         "identical maps score the cap, 100 dB. *Spread*: max - min of the mean consistency over "
         "the levels that change the image. *Exact*: every raw output (logits) within "
-        "atol + rtol x its largest magnitude, for every image.")
+        "atol + rtol x its largest magnitude, for every image the figures cover (the judgeable "
+        "ones, unless --allow-degenerate).")
     if symmetrized is not None:
         doc.heading("Symmetrized model")
         doc.paragraph(f"`equiseg.symmetrize(model, '{summary['symmetrized']['group']}')` averages "
@@ -158,7 +212,7 @@ def write_report(folder: Path, frame: pd.DataFrame, summary: dict, options: Audi
         doc.table(_comparison_table(summary))
     if rotation is not None:
         curves = {label: rotation}
-        if symmetrized is not None:
+        if symmetrized is not None and (symmetrized["perturbation"] == "rotate").any():
             curves[f"{label} symmetrized"] = rotation_table(symmetrized)
         doc.heading("Rotations")
         doc.figure(angle_figure(curves, "set_iou_consistency_mean",
@@ -191,7 +245,8 @@ def write_report(folder: Path, frame: pd.DataFrame, summary: dict, options: Audi
                    "Each row: an image, its prediction, its least consistent perturbation with "
                    f"the prediction on it, and that prediction with the perturbation undone{truth}.")
     doc.heading("Files")
-    doc.paragraph("`results.csv`: one row per image, perturbation and level; `rotation.csv` and "
+    doc.paragraph("`results.csv`: one row per image, perturbation and level, with whether the "
+                  "image is judgeable (`judgeable`, `not_judgeable_reason`); `rotation.csv` and "
                   "`perturb.csv`: statistics over images per level; `summary.json`: the "
                   "figures above; `figures/`: the PNGs; `.equiseg-audit.json`: the list of "
                   "files this audit wrote (so a later audit may replace them).")

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from equiseg.analysis.metrics import PSNR_CAP_DB
 from equiseg.analysis.convergence import CONVERGED_GAIN
+from equiseg.analysis.metrics import PSNR_CAP_DB
 from equiseg.config import Params
 from equiseg.report import figures
 from equiseg.report.document import Document
@@ -20,10 +20,10 @@ from equiseg.report.findings import findings_markdown
 from equiseg.report.run_results import RunResults, load_runs, read_data_info
 from equiseg.report.tables import (
     EQUIVARIANCE_FORMATS,
-    equivariance_table,
-    eval_mode_table,
     PROTOCOL_NAMES,
     convergence_table,
+    equivariance_table,
+    eval_mode_table,
     flip_table,
     quarter_turn_table,
     seed_final_epoch_table,
