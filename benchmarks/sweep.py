@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from equiseg.analysis.geometry import footprint
+from equiseg.geometry import footprint
 from equiseg.analysis.perturbations import build_perturbations
 from equiseg.analysis.sweep import SweepImage, make_predictor, run_sweep, sweep_perturbations
 from equiseg.config import load_params

@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 from PIL import Image
 
-from equiseg.analysis.metrics import PSNR_CAP_DB
+from equiseg.metrics import PSNR_CAP_DB
 from equiseg.analysis.replicates import replicate_stats
 
 ARCHITECTURES = {

@@ -172,7 +172,7 @@ def test_files_equiseg_cannot_read_are_one_clear_line(tmp_path, capsys, setup, c
 
 def test_a_from_pretrained_factory_counts_as_loaded_weights(tmp_path):
     """`Class.from_pretrained` loads its own weights (Hugging Face's convention): no warning."""
-    from equiseg.analysis.model_loading import load_model_info
+    from equiseg.audit.models import load_model_info
 
     (tmp_path / "pretrained.py").write_text(
         "from torch import nn\n\n"

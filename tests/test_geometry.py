@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from equiseg.analysis.geometry import (
+from equiseg.geometry import (
     centre_crop,
     flip_batch,
     footprint,

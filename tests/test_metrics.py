@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from equiseg.analysis.metrics import (
+from equiseg.metrics import (
     PSNR_CAP_DB,
     consistency_iou,
     iou_counts,

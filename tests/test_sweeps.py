@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from equiseg.analysis.geometry import footprint, pad_to_square
+from equiseg.geometry import footprint, pad_to_square
 from equiseg.analysis.judgeable import Judgeability, not_judgeable_images, verdict
 from equiseg.analysis.perturbations import (
     Perturbation,

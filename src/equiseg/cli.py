@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 
 from equiseg import __version__
-from equiseg.analysis.audit import EXACT_GROUPS, AuditOptions, gate_failures, run_audit
+from equiseg.audit.gates import gate_failures
+from equiseg.audit.options import EXACT_GROUPS, AuditOptions
+from equiseg.audit.run import run_audit
 from equiseg.analysis.judgeable import JUDGEABLE_MAX_SHARE, JUDGEABLE_MIN_SHARE
 from equiseg.analysis.perturbations import FAMILIES
 from equiseg.analysis.summary import GATE_METRICS

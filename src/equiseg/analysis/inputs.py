@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from equiseg.analysis.geometry import footprint, pad_to_square
+from equiseg.geometry import footprint, pad_to_square
 from equiseg.analysis.sweep import SweepImage
 from equiseg.config import param_error
 from equiseg.data.preprocessing import resize_image, resize_labels, resized_shape

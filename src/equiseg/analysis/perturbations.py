@@ -3,7 +3,7 @@
 A geometric perturbation (rotate, flip_h, flip_v) moves pixels, so a perfect model's output moves
 with them: it is undone on the output before comparing (equivariance). A photometric one
 (brightness, contrast, noise) leaves the mask where it was: nothing to undo (invariance).
-Images are in pixel units [0, 1] on a square canvas (see `equiseg.analysis.geometry`); photometric changes
+Images are in pixel units [0, 1] on a square canvas (see `equiseg.geometry`); photometric changes
 touch only the image's footprint, so the black padding stays black.
 
 Levels: rotate = degrees counter-clockwise; flip_h/flip_v = 1 (one level); brightness = a shift
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from equiseg.analysis.geometry import flip_batch, rotate_batch, round_trip_valid
+from equiseg.geometry import flip_batch, rotate_batch, round_trip_valid
 from equiseg.errors import EquisegError
 
 FAMILIES = ("rotate", "flip", "brightness", "contrast", "noise")  # what a user asks for

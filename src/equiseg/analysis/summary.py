@@ -33,7 +33,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from equiseg.analysis.judgeable import Judgeability, judge_frame, verdict
-from equiseg.analysis.metrics import pooled_psnr_db
+from equiseg.metrics import pooled_psnr_db
 from equiseg.analysis.perturbations import PHOTOMETRIC, Perturbation
 
 SET_COLUMNS = ("set_iou_gt_mean", "set_iou_gt_std", "set_iou_gt_min", "set_iou_consistency_mean",

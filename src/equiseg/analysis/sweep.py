@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from equiseg.analysis.adapters import ModelOutputError, OutputAdapter
-from equiseg.analysis.metrics import (
+from equiseg.metrics import (
     max_abs_difference,
     max_abs_value,
     mean_abs_difference,

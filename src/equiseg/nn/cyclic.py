@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from equiseg.analysis.geometry import rotate_batch, rotation_theta
+from equiseg.geometry import rotate_batch, rotation_theta
 
 # --------------------------------------------------------------------------------------- groups
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from equiseg.analysis.convergence import CONVERGED_GAIN
-from equiseg.analysis.metrics import PSNR_CAP_DB
+from equiseg.metrics import PSNR_CAP_DB
 from equiseg.config import Params
 from equiseg.report import figures
 from equiseg.report.document import Document

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from equiseg.analysis.metrics import iou_counts, iou_from_counts, pooled_iou
+from equiseg.metrics import iou_counts, iou_from_counts, pooled_iou
 from equiseg.data.datasets import SegmentationDataset, rot90_turns, turn_probabilities
 from equiseg.data.transforms import build_transform
 from equiseg.train.devices import memory_format

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
@@ -36,37 +34,27 @@ import torch
 from equiseg.analysis.adapters import AdaptedModel, OutputAdapter
 from equiseg.analysis.inputs import ImageFile, folder_images, load_image, pair_files, spread_indices
 from equiseg.analysis.judgeable import (
-    CANNOT_JUDGE,
-    JUDGEABLE_MAX_SHARE,
-    JUDGEABLE_MIN_SHARE,
-    Judgeability,
     judge_frame,
-    not_judgeable_text,
 )
-from equiseg.analysis.model_loading import LoadedModel, load_model_info
 from equiseg.analysis.perturbations import (
-    FAMILIES,
     IDENTITY,
     Perturbation,
     build_perturbations,
     restore,
 )
 from equiseg.analysis.summary import (
-    GATE_METRICS,
-    GATE_NEEDS,
-    gate_value,
     identity_rows,
     perturbation_table,
     rotation_table,
     summarize,
 )
 from equiseg.analysis.sweep import Predictor, make_predictor, run_sweep, sweep_image
-from equiseg.config import SweepConfig
-from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from equiseg.audit.gates import check_gates
+from equiseg.audit.models import LoadedModel, load_model_info
+from equiseg.audit.options import AuditOptions
+from equiseg.audit.report import write_report
 from equiseg.errors import EquisegError
 from equiseg.io import atomic_dir, write_csv, write_json
-from equiseg.nn.symmetrize import SYMMETRY_GROUPS
-from equiseg.report.audit_report import format_value, write_report
 from equiseg.report.overlays import labels_from_probs, paint, to_rgb
 
 SUMMARY_FILE = "summary.json"
@@ -74,53 +62,6 @@ MANIFEST_FILE = ".equiseg-audit.json"
 # what summary.json records of the symmetrized model's own summary
 SYMMETRIZED_KEYS = ("degenerate_images", "judgeable_images", "not_judgeable_reasons", "verdict",
                     "scored_images", "outputs_identical_under_group", "perturbations")
-EXACT_GROUPS = SYMMETRY_GROUPS  # --require-exact: rotations by 90 degrees; p4m also the flips
-
-
-@dataclass(frozen=True)
-class AuditOptions:
-    """Everything `equiseg audit` was asked to do (the command line, parsed)."""
-
-    model: str
-    images: Path
-    out: Path
-    weights: Path | None = None
-    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    masks: Path | None = None
-    perturb: tuple[str, ...] = FAMILIES
-    angle_step: float = 5.0
-    brightness: tuple[float, ...] = ()
-    contrast: tuple[float, ...] = ()
-    noise: tuple[float, ...] = ()
-    size: int = 0
-    pad_size: int = 0
-    multiple: int = 16
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
-    output: str = "logits"
-    output_key: str | None = None
-    upsample: bool = False
-    classes: int = 1
-    foreground_classes: tuple[int, ...] | None = None
-    batch_size: int = 16
-    device: str = "cpu"
-    channels_last: bool = False
-    max_images: int = 0
-    atol: float = SweepConfig.exact_atol
-    rtol: float = SweepConfig.exact_rtol
-    worst: int = 3
-    symmetrize: str | None = None
-    fail_under: tuple[tuple[str, float], ...] = ()
-    require_exact: str | None = None
-    judgeable_min_share: float = JUDGEABLE_MIN_SHARE
-    judgeable_max_share: float = JUDGEABLE_MAX_SHARE
-    allow_degenerate: bool = False
-
-    @property
-    def judgeability(self) -> Judgeability:
-        return Judgeability(self.judgeable_min_share, self.judgeable_max_share,
-                            self.allow_degenerate)
 
 
 # -- the output folder: never delete what this command did not write ------------------------------
@@ -166,65 +107,6 @@ def _version() -> str:
     from equiseg import __version__
 
     return __version__
-
-
-# -- checks made before any work ------------------------------------------------------------------
-
-def check_gates(options: AuditOptions) -> None:
-    """Gates name known figures that this audit's perturbations and masks can produce."""
-    for name, _ in options.fail_under:
-        if name not in GATE_METRICS:
-            raise EquisegError(f"--fail-under {name}: unknown figure; choose from "
-                               f"{', '.join(GATE_METRICS)}")
-        needs = GATE_NEEDS[name]
-        if not set(needs) & set(options.perturb):
-            raise EquisegError(f"--fail-under {name}: needs --perturb with {' or '.join(needs)}")
-        if name == "iou_gt" and options.masks is None:
-            raise EquisegError("--fail-under iou_gt: needs --masks")
-    if options.require_exact is not None:
-        if options.require_exact not in EXACT_GROUPS:
-            raise EquisegError(f"--require-exact {options.require_exact}: choose p4 (rotations "
-                               "by 90 degrees) or p4m (and flips)")
-        needed = ["rotate"] + (["flip"] if options.require_exact == "p4m" else [])
-        missing = [family for family in needed if family not in options.perturb]
-        if missing:
-            raise EquisegError(f"--require-exact {options.require_exact}: needs --perturb with "
-                               f"{' and '.join(missing)}")
-        angles = [p.level for p in build_perturbations(["rotate"], options.angle_step)]
-        if not any(angle % 90 == 0 and angle % 360 for angle in angles):
-            raise EquisegError(f"--require-exact: --angle-step {options.angle_step:g} never "
-                               "lands on 90 degrees; use a divisor of 90")
-
-
-def gate_failures(summary: dict, options: AuditOptions) -> list[str]:
-    """What a CI gate found wrong, one phrase each (empty: the gate passes).
-
-    A gate never passes what it cannot judge: when most images get no judgeable prediction, the
-    gate fails unless `allow_degenerate` (then its figures cover every image).
-    """
-    if not options.fail_under and options.require_exact is None:
-        return []
-    if summary["verdict"] == CANNOT_JUDGE and not options.allow_degenerate:
-        return [f"cannot judge: {not_judgeable_text(summary)}; pass --allow-degenerate to "
-                "gate anyway"]
-    failures = []
-    for name, threshold in options.fail_under:
-        value = gate_value(summary, name)
-        if value is None:
-            failures.append(f"{name} could not be measured")
-        elif value < threshold:
-            failures.append(f"{name} {value:.4f} < {threshold:g}")
-    if options.require_exact is not None:
-        found = summary["perturbations"]
-        rotate = found.get("rotate", {})
-        if not rotate.get("exact_at_90_multiples"):
-            failures.append("not exact at 90-degree multiples (largest relative raw difference "
-                            f"{format_value(rotate.get('max_rel_diff_raw_at_90_multiples'), '.2e')})")
-        if options.require_exact == "p4m":
-            for flip in ("flip_h", "flip_v"):
-                if not found.get(flip, {}).get("exact"):
-                    failures.append(f"{flip} not exact")
-    return failures
 
 
 # -- the audit ------------------------------------------------------------------------------------

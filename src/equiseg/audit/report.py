@@ -10,19 +10,17 @@ Figures cover the judgeable images only (`equiseg.analysis.judgeable`); when the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from equiseg.analysis.judgeable import CANNOT_JUDGE, not_judgeable_text
 from equiseg.analysis.summary import rotation_table
+from equiseg.audit.options import AuditOptions
 from equiseg.report.document import Document
 from equiseg.report.figures import angle_figure, photometric_figure
 from equiseg.report.findings import symmetry_sentences
 from equiseg.report.overlays import write_grid
 
-if TYPE_CHECKING:
-    from equiseg.analysis.audit import AuditOptions
 
 
 def format_value(value: float | None, spec: str = ".3f") -> str:

@@ -1,0 +1,70 @@
+"""The audit as a CI gate: gates checked before any work, and what a finished audit failed.
+
+A gate never passes what it cannot judge (`equiseg.analysis.judgeable`).
+"""
+
+from __future__ import annotations
+
+from equiseg.analysis.judgeable import CANNOT_JUDGE, not_judgeable_text
+from equiseg.analysis.perturbations import build_perturbations
+from equiseg.analysis.summary import GATE_METRICS, GATE_NEEDS, gate_value
+from equiseg.audit.options import EXACT_GROUPS, AuditOptions
+from equiseg.audit.report import format_value
+from equiseg.errors import EquisegError
+
+
+def check_gates(options: AuditOptions) -> None:
+    """Gates name known figures that this audit's perturbations and masks can produce."""
+    for name, _ in options.fail_under:
+        if name not in GATE_METRICS:
+            raise EquisegError(f"--fail-under {name}: unknown figure; choose from "
+                               f"{', '.join(GATE_METRICS)}")
+        needs = GATE_NEEDS[name]
+        if not set(needs) & set(options.perturb):
+            raise EquisegError(f"--fail-under {name}: needs --perturb with {' or '.join(needs)}")
+        if name == "iou_gt" and options.masks is None:
+            raise EquisegError("--fail-under iou_gt: needs --masks")
+    if options.require_exact is not None:
+        if options.require_exact not in EXACT_GROUPS:
+            raise EquisegError(f"--require-exact {options.require_exact}: choose p4 (rotations "
+                               "by 90 degrees) or p4m (and flips)")
+        needed = ["rotate"] + (["flip"] if options.require_exact == "p4m" else [])
+        missing = [family for family in needed if family not in options.perturb]
+        if missing:
+            raise EquisegError(f"--require-exact {options.require_exact}: needs --perturb with "
+                               f"{' and '.join(missing)}")
+        angles = [p.level for p in build_perturbations(["rotate"], options.angle_step)]
+        if not any(angle % 90 == 0 and angle % 360 for angle in angles):
+            raise EquisegError(f"--require-exact: --angle-step {options.angle_step:g} never "
+                               "lands on 90 degrees; use a divisor of 90")
+
+
+def gate_failures(summary: dict, options: AuditOptions) -> list[str]:
+    """What a CI gate found wrong, one phrase each (empty: the gate passes).
+
+    A gate never passes what it cannot judge: when most images get no judgeable prediction, the
+    gate fails unless `allow_degenerate` (then its figures cover every image).
+    """
+    if not options.fail_under and options.require_exact is None:
+        return []
+    if summary["verdict"] == CANNOT_JUDGE and not options.allow_degenerate:
+        return [f"cannot judge: {not_judgeable_text(summary)}; pass --allow-degenerate to "
+                "gate anyway"]
+    failures = []
+    for name, threshold in options.fail_under:
+        value = gate_value(summary, name)
+        if value is None:
+            failures.append(f"{name} could not be measured")
+        elif value < threshold:
+            failures.append(f"{name} {value:.4f} < {threshold:g}")
+    if options.require_exact is not None:
+        found = summary["perturbations"]
+        rotate = found.get("rotate", {})
+        if not rotate.get("exact_at_90_multiples"):
+            failures.append("not exact at 90-degree multiples (largest relative raw difference "
+                            f"{format_value(rotate.get('max_rel_diff_raw_at_90_multiples'), '.2e')})")
+        if options.require_exact == "p4m":
+            for flip in ("flip_h", "flip_v"):
+                if not found.get(flip, {}).get("exact"):
+                    failures.append(f"{flip} not exact")
+    return failures
