@@ -8,7 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from tests.audit_helpers import FAST, audit_ok, one_error_line, run_cli, tiny_folder, write_models
+from tests.audit_helpers import (
+    FAST,
+    audit_ok,
+    one_error_line,
+    run_cli,
+    snapshot,
+    tiny_folder,
+    write_models,
+)
 
 MODELS = '''
 from dataclasses import dataclass
@@ -184,3 +192,150 @@ def test_a_from_pretrained_factory_counts_as_loaded_weights(tmp_path):
     assert load_model_info(f"{spec}.from_pretrained", kwargs={"path": "x"}).weights_loaded
     assert not load_model_info(spec, kwargs={"in_channels": 3, "out_channels": 1,
                                              "kernel_size": 1}).weights_loaded
+
+
+def test_an_import_failing_inside_the_module_names_the_real_error(tmp_path, capsys, setup,
+                                                                   monkeypatch):
+    images, _ = setup
+    (tmp_path / "needs_nms.py").write_text(
+        "raise RuntimeError('operator torchvision::nms does not exist')\n")
+    (tmp_path / "needs_missing.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.chdir(tmp_path)
+    nms = "RuntimeError: operator torchvision::nms does not exist in needs_nms.py:1"
+    for spec, real in (("needs_nms:build", nms),
+                       ("needs_missing:build", "No module named 'no_such_dependency_xyz'")):
+        code, _, err = run_cli(capsys, "audit", "--out", str(tmp_path / "out"), *FAST,
+                               "--model", spec, "--images", str(images))
+        line = one_error_line(err)
+        assert code == 2 and real in line and "PYTHONPATH" not in line, line
+    code, _, err = run_cli(capsys, "audit", "--out", str(tmp_path / "out"), *FAST,
+                           "--model", "no_such_module_xyz:build", "--images", str(images))
+    assert "check the name and that it is on PYTHONPATH" in one_error_line(err)
+
+
+EXPORTED_OUTPUTS = '''
+from dataclasses import dataclass
+
+import torch
+import torch.utils._pytree as pytree
+
+
+@dataclass
+class SegmenterOutput:  # a stand-in for Hugging Face's ModelOutput, registered as transformers does
+    logits: torch.Tensor
+
+
+pytree.register_dataclass(SegmenterOutput, serialized_type_name=f"{__name__}.SegmenterOutput")
+
+
+class Segmenter(torch.nn.Module):
+    def __init__(self, as_dict=False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.as_dict = torch.nn.Conv2d(3, 2, 1), as_dict
+
+    def forward(self, x):
+        logits = self.conv(x)
+        return {"logits": logits} if self.as_dict else SegmenterOutput(logits)
+'''
+
+
+@pytest.mark.parametrize("as_dict", [True, False], ids=["dict", "model_output"])
+def test_pt2_programs_returning_a_dict_or_a_model_output(as_dict, tmp_path, capsys, setup,
+                                                         monkeypatch):
+    import sys
+
+    import torch.utils._pytree as pytree
+
+    images, _ = setup
+    name = f"exported_outputs_{as_dict}"
+    (tmp_path / f"{name}.py").write_text(EXPORTED_OUTPUTS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = __import__(name)
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(module.Segmenter(as_dict).eval(), (torch.rand(2, 3, 16, 16),),
+                                  dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(tmp_path / "segmenter.pt2"))
+    # a fresh process has never imported the output's module: forget it, as that one would
+    pytree.SUPPORTED_NODES.pop(module.SegmenterOutput, None)
+    pytree.SERIALIZED_TYPE_TO_PYTHON_TYPE.pop(f"{name}.SegmenterOutput", None)
+    sys.modules.pop(name)
+    summary = json.loads(json.dumps(audit_ok(
+        capsys, tmp_path / "out", "--model", "segmenter.pt2", "--images", str(images),
+        "--classes", "2")))
+    assert summary["model_kind"] == "torch.export"
+    assert summary["output"]["found"] == ("dict['logits']" if as_dict else ".logits")
+
+
+def test_onnx_default_exporter_with_the_onnx_extra(tmp_path, capsys, setup):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is the optional extra equiseg[onnx]")
+    pytest.importorskip("onnxscript", reason="torch.onnx.export's default exporter needs "
+                        "onnxscript, in the optional extra equiseg[onnx]")
+    images, _ = setup
+    torch.manual_seed(0)
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(nn.Conv2d(3, 1, 1).eval(), (torch.rand(2, 3, 16, 16),), str(path),
+                      input_names=["x"], dynamic_shapes=({0: torch.export.Dim("batch")},))
+    summary = audit_ok(capsys, tmp_path / "out", "--model", str(path), "--images", str(images))
+    assert summary["model_kind"] == "onnx"
+    assert summary["perturbations"]["rotate"]["exact_at_90_multiples"] is True
+
+
+CONFIGURED = '''
+import torch
+from torch import nn
+
+
+class TinyConfig:  # what a Hugging Face config class is: keyword arguments kept as attributes
+    def __init__(self, num_labels=1, hidden=4):
+        self.num_labels, self.hidden = num_labels, hidden
+
+
+class TinySegmenter(nn.Module):  # a PreTrainedModel takes a config object, not a dict
+    config_class = TinyConfig
+
+    def __init__(self, config):
+        super().__init__()
+        assert isinstance(config, TinyConfig), f"got a {type(config).__name__}"
+        self.conv = nn.Conv2d(3, config.num_labels, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config)
+'''
+
+
+@pytest.mark.parametrize("factory", ["TinySegmenter", "TinySegmenter.from_config"])
+def test_a_hugging_face_style_class_is_built_from_a_config_dict(factory, tmp_path, capsys,
+                                                                setup):
+    images, _ = setup
+    models = write_models(tmp_path, CONFIGURED, name="configured")
+    summary = audit_ok(capsys, tmp_path / "out", "--model", f"{models}:{factory}",
+                       "--model-kwargs", '{"config": {"num_labels": 2}}', "--classes", "2",
+                       "--images", str(images))
+    assert summary["output"]["classes"] == 2
+    assert summary["model_kwargs"] == {"config": {"num_labels": 2}}
+    code, _, err = run_cli(capsys, "audit", "--out", str(tmp_path / "bad"), *FAST,
+                           "--model", f"{models}:{factory}", "--images", str(images),
+                           "--model-kwargs", '{"config": {"no_such_key": 2}}')
+    assert code == 2 and "TinyConfig(**config) failed" in one_error_line(err)
+
+
+def test_sample_images_make_the_readme_example_run(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "sample-images", str(tmp_path / "samples"), "--count", "2",
+                             "--size", "48")
+    assert code == 0, err
+    images, masks = tmp_path / "samples" / "images", tmp_path / "samples" / "masks"
+    assert len(list(images.glob("*.png"))) == len(list(masks.glob("*.png"))) == 2
+    summary = audit_ok(capsys, tmp_path / "audit", "--model", "equiseg.nn.models:build_model",
+                       "--model-kwargs", '{"name": "gunet", "filters": [4, 4, 8, 8]}',
+                       "--images", str(images), "--masks", str(masks))
+    assert summary["images"] == 2 and summary["perturbations"]["rotate"]["mean_iou_gt"] is not None
+    before = snapshot(tmp_path / "samples")
+    code, _, err = run_cli(capsys, "sample-images", str(tmp_path / "samples"))
+    assert code == 2 and "not an empty folder" in one_error_line(err)
+    assert snapshot(tmp_path / "samples") == before

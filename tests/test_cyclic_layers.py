@@ -7,11 +7,22 @@ import pytest
 import torch
 from torch import nn
 
-from equiseg.nn.cyclic import (InterpolatedGroupConv2d, RotationGroup, SteerableGroupConv2d,
-                               bilinear_turn, coefficient_rotation, default_harmonics,
-                               get_rotation_group, grid_coordinates, harmonic_norms,
-                               harmonic_values, layer_equivariance_error, orbit, sample_harmonics,
-                               smooth_random_field)
+from equiseg.nn.cyclic import (
+    InterpolatedGroupConv2d,
+    RotationGroup,
+    SteerableGroupConv2d,
+    bilinear_turn,
+    coefficient_rotation,
+    default_harmonics,
+    get_rotation_group,
+    grid_coordinates,
+    harmonic_norms,
+    harmonic_values,
+    layer_equivariance_error,
+    orbit,
+    sample_harmonics,
+    smooth_random_field,
+)
 from equiseg.nn.groups import get_group
 from equiseg.nn.layers import GroupNorm, GroupPool
 

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from equiseg.nn.groups import act_on_image, get_group
+from equiseg.nn.cyclic import RotationGroup
+from equiseg.nn.groups import Group, act_on_image, get_group, get_network_group
 
 
 @pytest.mark.parametrize("name, order", [("trivial", 1), ("p4", 4), ("p4m", 8)])
@@ -49,3 +50,23 @@ def test_rot90_is_counter_clockwise():
 def test_unknown_group_is_named():
     with pytest.raises(ValueError, match="p8"):
         get_group("p8")
+
+
+@pytest.mark.parametrize("name, kind", [("trivial", Group), ("p4", Group), ("p4m", Group),
+                                        ("c8", RotationGroup), ("d8", RotationGroup)])
+def test_a_network_group_is_the_p4_family_or_a_rotation_group(name, kind):
+    g = get_network_group(name)
+    assert type(g) is kind and g.name == name
+    assert get_network_group("p4") is get_group("p4")
+
+
+def test_get_group_stays_the_p4_family():
+    """Its elements count quarter turns (act_on_image reads (1, 0) as 90 degrees; in C8 it is 45),
+    so a C8 group must not pass for one of them."""
+    with pytest.raises(ValueError, match="'c8'"):
+        get_group("c8")
+
+
+def test_unknown_network_group_names_every_kind():
+    with pytest.raises(ValueError, match="'p6' .*trivial, p4, p4m, c8, d8"):
+        get_network_group("p6")

@@ -5,9 +5,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from equiseg.nn.cyclic import SteerableGroupConv2d
 from equiseg.nn.equivariance import equivariance_errors, worst_relative_error
-from equiseg.nn.groups import act_on_image, get_group
-from equiseg.nn.layers import GroupConv2d, GroupNorm, GroupPool, ResidualBlock, filter_bank_index
+from equiseg.nn.groups import act_on_image, get_group, get_network_group
+from equiseg.nn.layers import (
+    GroupConv2d,
+    GroupNorm,
+    GroupPool,
+    ResidualBlock,
+    filter_bank_index,
+    group_conv,
+)
 
 TOL = 1e-5
 
@@ -129,3 +137,15 @@ def test_pooling_upsampling_and_skip_concatenation_commute_with_the_group(op):
 def test_even_kernel_is_refused():
     with pytest.raises(ValueError, match="odd"):
         GroupConv2d(1, 1, get_group("p4"), 2)
+
+
+@pytest.mark.parametrize("name, cls", [("trivial", GroupConv2d), ("p4", GroupConv2d),
+                                       ("p4m", GroupConv2d), ("c8", SteerableGroupConv2d),
+                                       ("d8", SteerableGroupConv2d)])
+def test_group_conv_picks_the_construction_for_the_group(name, cls):
+    """Pixel permutations of free filters for the p4 family, steerable filters for C8/D8."""
+    g = get_network_group(name)
+    lift, conv = group_conv(3, 4, g, 3, lifting=True, bias=False), group_conv(4, 5, g, 1)
+    assert type(lift) is cls and type(conv) is cls
+    assert lift.bias is None and conv.bias is not None and conv.kernel_size == 1
+    assert conv(lift(torch.randn(1, 3, 8, 8))).shape == (1, 5 * g.order, 8, 8)

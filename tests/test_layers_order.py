@@ -2,12 +2,15 @@
 
 The layers, lowest first, as the README's design notes draw them: the base modules; `nn` and
 `data`; `train`; `analysis`; `report`; `audit` and `testing`; the command line. A module may
-import its own layer and those below it, never one above.
+import its own layer and those below it, never one above. Imports under `if TYPE_CHECKING:` do
+not run, so they are not edges.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import ast
 
 from tests.test_stage_deps import SRC, imported_modules
 
@@ -38,11 +41,21 @@ def layer_of(module: str) -> int:
     return best
 
 
+def type_only_imports(path: Path) -> set[str]:
+    """Modules imported only inside `if TYPE_CHECKING:` blocks of `path`."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            found |= {n.module for n in ast.walk(node) if isinstance(n, ast.ImportFrom)}
+    return found
+
+
 def graph() -> dict[str, set[str]]:
     modules = {module_name(p): p for p in (SRC / "equiseg").rglob("*.py")}
     edges = {}
     for name, path in modules.items():
-        edges[name] = {m for m in imported_modules(path) if m in modules and m != name
+        runtime = imported_modules(path) - type_only_imports(path)
+        edges[name] = {m for m in runtime if m in modules and m != name
                        and not name.startswith(m + ".")}  # a package's __init__ runs first
     return edges
 

@@ -31,6 +31,7 @@ def test_default_is_the_quick_synthetic_experiment_of_four_models():
 @pytest.mark.parametrize("override, expected", [
     ("model=gunet", ("gunet",)), ("model=unet", ("unet",)),
     ("model=all_groups", ("unet", "gunet", "gunet_p4m")),
+    ("model=all_cyclic", ("unet", "gunet", "gunet_c8", "gunet_d8")),
 ])
 def test_model_switch_narrows_the_matrix(tmp_path, override, expected):
     assert parse_params(compose(tmp_path, override)).models == expected
@@ -52,7 +53,8 @@ def test_paper_profile_on_leeds_is_the_seeds_setting(tmp_path):
     ("data.source", "imagenet", "synthetic, leeds"),
     ("models", ["unet", "resnet"], "models\\[1\\]"),
     ("augments", ["heavy"], "minimal, full"),
-    ("architectures.gunet.group", "p6", "trivial, p4, p4m"),
+    ("architectures.gunet.group", "p6", "trivial, p4, p4m, c8, d8"),
+    ("architectures.gunet_4level.group", "c8", "four_level, which has no steerable layers"),
     ("train.learning_rate", 1, "not a known parameter"),
     ("train.schedule", "cosine", "constant, onecycle"),
 ])

@@ -15,18 +15,22 @@ import sys
 from pathlib import Path
 
 from equiseg import __version__
-from equiseg.audit.gates import gate_failures
-from equiseg.audit.options import EXACT_GROUPS, AuditOptions
-from equiseg.audit.run import run_audit
 from equiseg.analysis.judgeable import JUDGEABLE_MAX_SHARE, JUDGEABLE_MIN_SHARE
-from equiseg.analysis.perturbations import FAMILIES
+from equiseg.analysis.perturbations import FAMILIES, build_perturbations
 from equiseg.analysis.summary import GATE_METRICS
+from equiseg.audit.api import audit_with
+from equiseg.audit.gates import GateSpec, check_gates, gate_failures
+from equiseg.audit.options import EXACT_GROUPS, AuditOptions
+from equiseg.audit.output import check_out
 from equiseg.config import SweepConfig
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from equiseg.errors import EquisegError, exit_on_user_error
 from equiseg.runtime import keep_freed_memory
 
 EXAMPLE = """example:
+  equiseg sample-images samples/      # a few synthetic images and masks to try it on
+  equiseg audit --model equiseg.nn.models:build_model --model-kwargs '{"name": "gunet"}' \\
+      --images samples/images --masks samples/masks --out audit/ --angle-step 15
   equiseg audit --model my_project.models:build_unet --weights unet.pth \\
       --images photos/ --masks masks/ --out audit/ --angle-step 15
   equiseg audit --model scripted.pt --images photos/ --out audit/ --perturb rotate,flip
@@ -34,6 +38,8 @@ EXAMPLE = """example:
       "in_channels": 3, "out_channels": 1, "channels": [8, 16, 32], "strides": [2, 2]}' \\
       --weights unet.pth --images photos/ --out audit/ --fail-under consistency=0.95
   equiseg audit --model segformer.pt2 --upsample --classes 2 --foreground-classes 1 ...
+  equiseg audit --model transformers:SegformerForSemanticSegmentation \\
+      --model-kwargs '{"config": {"num_labels": 2}}' --upsample --classes 2 ...
 
 gate figures (--fail-under NAME=VALUE):
 """ + "\n".join(f"  {name:15s} {text}" for name, (text, _) in GATE_METRICS.items()) + """
@@ -109,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
         "plots-template", help="make `dvc plots show` draw offline (writes .dvc/plots_offline.html)",
         description="Build DVC's plots page template with Vega bundled in (from vl-convert), so "
                     "`dvc plots show` renders without a network; run it in the project root.")
+    samples = commands.add_parser(
+        "sample-images", help="write a few synthetic images and masks to try the audit on",
+        description="Write DIR/images/*.png and DIR/masks/*.png: synthetic butterflies from "
+                    "the pipeline's generator (seeded, no download), e.g. for "
+                    "`equiseg audit --images DIR/images --masks DIR/masks ...`.")
+    samples.add_argument("folder", type=Path, metavar="DIR", help="a new or empty folder")
+    samples.add_argument("--count", type=int, default=6, help="images (default: 6)")
+    samples.add_argument("--size", type=int, default=128, help="side in pixels (default: 128)")
+    samples.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
     model = audit.add_argument_group("model")
     model.add_argument("--model", required=True, metavar="SPEC",
                        help="MODULE:FACTORY, path/to/file.py:FACTORY (a callable returning a "
@@ -208,78 +223,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def options_from_args(args: argparse.Namespace) -> AuditOptions:
-    """Check the parsed arguments and turn them into AuditOptions."""
+def options_from_args(args: argparse.Namespace) -> tuple[AuditOptions, GateSpec]:
+    """The parsed arguments as the audit's options and its gate, checked."""
     defaults = SweepConfig()
-    for flag, value, low in (("--classes", args.classes, 1), ("--batch-size", args.batch_size, 1),
-                             ("--multiple", args.multiple, 1), ("--size", args.size, 0),
-                             ("--pad-size", args.pad_size, 0), ("--max-images", args.max_images, 0),
-                             ("--worst", args.worst, 0)):
-        if value < low:
-            raise EquisegError(f"{flag} is {value}; it must be at least {low}")
-    if not 0 < args.angle_step <= 360:
-        raise EquisegError(f"--angle-step is {args.angle_step:g}; give a number in (0, 360]")
-    for flag, value in (("--atol", args.atol), ("--rtol", args.rtol)):
-        if value < 0:
-            raise EquisegError(f"{flag} is {value:g}; give a number >= 0")
     imagenet = (tuple(IMAGENET_MEAN), tuple(IMAGENET_STD))
     mean, std = imagenet if args.normalise == "imagenet" else ((0.0,) * 3, (1.0,) * 3)
-    std = tuple(args.std) if args.std else std
-    if any(s <= 0 for s in std):
-        raise EquisegError(f"--std has a value <= 0 ({std}); give positive numbers")
-    return AuditOptions(
-        model=args.model, weights=args.weights, model_kwargs=args.model_kwargs, seed=args.seed,
-        images=args.images, masks=args.masks,
-        out=args.out, perturb=args.perturb, angle_step=args.angle_step,
+    options = AuditOptions(
+        perturb=args.perturb, angle_step=args.angle_step,
         brightness=_levels(args.brightness, defaults.brightness),
         contrast=_levels(args.contrast, defaults.contrast),
         noise=_levels(args.noise, defaults.noise),
         size=args.size, pad_size=args.pad_size, multiple=args.multiple,
-        mean=tuple(args.mean) if args.mean else mean, std=std,
+        mean=tuple(args.mean) if args.mean else mean,
+        std=tuple(args.std) if args.std else std,
         output=args.output, output_key=args.output_key, upsample=args.upsample,
         classes=args.classes, foreground_classes=args.foreground_classes,
-        batch_size=args.batch_size, device=_device(args.device),
+        batch_size=args.batch_size, device=args.device,
         channels_last=args.channels_last, max_images=args.max_images, atol=args.atol,
         rtol=args.rtol, worst=args.worst, symmetrize=args.symmetrize,
-        fail_under=tuple(args.fail_under), require_exact=args.require_exact,
         judgeable_min_share=args.judgeable_min_share,
         judgeable_max_share=args.judgeable_max_share, allow_degenerate=args.allow_degenerate)
+    options.validate()
+    return options, GateSpec(tuple(args.fail_under), args.require_exact)
 
 
-def _device(requested: str) -> str:
-    """The device for `--device` (auto: cuda, then mps, then cpu), via the training's choice."""
-    import torch
-
-    from equiseg.train.devices import select_device
-
-    try:
-        device = select_device(requested)
-        torch.empty(0, device=device)
-    except EquisegError:
-        raise EquisegError(f"--device {requested}: not available here; use auto or cpu") from None
-    except (RuntimeError, AssertionError, ValueError) as err:
-        raise EquisegError(f"--device {requested}: not available here "
-                           f"({str(err).splitlines()[0]}); use auto or cpu") from None
-    return str(device)
-
-
-@exit_on_user_error
-def main(argv: list[str] | None = None) -> int:
-    keep_freed_memory()
-    args = build_parser().parse_args(argv)
-    if args.command == "plots-template":
-        from equiseg.report.offline_plots import ensure_offline_plots_template
-
-        written = ensure_offline_plots_template(Path.cwd())
-        if written is None:
-            raise EquisegError("no .dvc folder here; run `equiseg plots-template` in the "
-                               "project root")
-        print(f"wrote {written}; `dvc plots show` now renders offline")
-        return 0
-    options = options_from_args(args)
-    summary = run_audit(options)
+def _audit(args: argparse.Namespace) -> int:
+    """Check everything that can be checked before any work, audit, write, gate."""
+    options, gate = options_from_args(args)
+    check_out(args.out)
+    build_perturbations(options.perturb, options.angle_step, options.brightness,
+                        options.contrast, options.noise)
+    check_gates(gate, options, has_masks=args.masks is not None)
+    result = audit_with(args.model, args.images, args.masks, options, args.weights,
+                        args.model_kwargs, args.seed)
+    result.write(args.out)
+    summary = result.summary
     rotate = summary["perturbations"].get("rotate", {})
-    failures = gate_failures(summary, options)
+    failures = gate_failures(summary, gate, options.allow_degenerate)
     print(json.dumps({"out": str(args.out), "images": summary["images"],
                       "images_per_second": summary["images_per_second"],
                       "judgeable_images": summary["judgeable_images"],
@@ -295,3 +275,25 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     return 0
 
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> int:
+    keep_freed_memory()
+    args = build_parser().parse_args(argv)
+    if args.command == "plots-template":
+        from equiseg.report.offline_plots import ensure_offline_plots_template
+
+        written = ensure_offline_plots_template(Path.cwd())
+        if written is None:
+            raise EquisegError("no .dvc folder here; run `equiseg plots-template` in the "
+                               "project root")
+        print(f"wrote {written}; `dvc plots show` now renders offline")
+        return 0
+    if args.command == "sample-images":
+        from equiseg.audit.samples import write_samples
+
+        folder = write_samples(args.folder, args.count, args.size, args.seed)
+        print(f"wrote {args.count} images to {folder / 'images'} and their masks to "
+              f"{folder / 'masks'}")
+        return 0
+    return _audit(args)

@@ -28,13 +28,18 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
               "norm_groups": 4, "group_pool": "mean"},
     "gunet_p4m": {"skeleton": "seed", "group": "p4m", "filters": (12, 12, 24, 24),
                   "norm_groups": 4, "group_pool": "mean"},
+    "gunet_c8": {"skeleton": "seed", "group": "c8", "filters": (12, 12, 28, 28),
+                 "norm_groups": 4, "group_pool": "mean"},
+    "gunet_d8": {"skeleton": "seed", "group": "d8", "filters": (8, 8, 20, 20),
+                 "norm_groups": 4, "group_pool": "mean"},
     "unet_4level": {"skeleton": "four_level", "group": "trivial", "filters": (32, 32, 64, 64),
                     "norm_groups": 8, "group_pool": "mean"},
     "gunet_4level": {"skeleton": "four_level", "group": "p4", "filters": (16, 16, 32, 32),
                      "norm_groups": 8, "group_pool": "mean"},
 }
 MODEL_NAMES = tuple(MODEL_PRESETS)
-GROUP_NAMES = ("trivial", "p4", "p4m")
+GROUP_NAMES = ("trivial", "p4", "p4m", "c8", "d8")
+PERMUTATION_GROUPS = ("trivial", "p4", "p4m")  # the four-level skeleton's (no steerable layers)
 AUGMENT_NAMES = ("minimal", "full")
 DATA_SOURCES = ("synthetic", "leeds")
 ORIENTATIONS = ("upright", "uniform")
@@ -167,8 +172,8 @@ class DataConfig:
 @dataclass(frozen=True)
 class ArchitectureConfig:
     """A U-Net: the seed's skeleton (or the earlier four-level one) over a group (trivial: the
-    plain net; p4; p4m). No defaults of its own: a model's section starts from
-    `MODEL_PRESETS[name]`."""
+    plain net; p4; p4m; c8 and d8, steerable, on the seed's skeleton only). No defaults of its
+    own: a model's section starts from `MODEL_PRESETS[name]`."""
 
     skeleton: str
     group: str
@@ -182,6 +187,9 @@ class ArchitectureConfig:
         check_choice(f"{prefix}.skeleton", self.skeleton, SKELETONS)
         check_choice(f"{prefix}.group", self.group, GROUP_NAMES)
         check_choice(f"{prefix}.group_pool", self.group_pool, GROUP_POOLS)
+        if self.skeleton == "four_level" and self.group not in PERMUTATION_GROUPS:
+            _fail(f"{prefix}.group", f"is {self.group!r} with skeleton four_level, which has no "
+                  "steerable layers", ", ".join(PERMUTATION_GROUPS) + " (or skeleton seed)")
         if self.skeleton == "four_level" and len(self.filters) != 4:
             _fail(f"{prefix}.filters", f"has {len(self.filters)} entries", "four, one per level")
         if self.skeleton == "seed" and not 2 <= len(self.filters) <= 6:

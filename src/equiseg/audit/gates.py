@@ -5,33 +5,50 @@ A gate never passes what it cannot judge (`equiseg.analysis.judgeable`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
 from equiseg.analysis.judgeable import CANNOT_JUDGE, not_judgeable_text
 from equiseg.analysis.perturbations import build_perturbations
 from equiseg.analysis.summary import GATE_METRICS, GATE_NEEDS, gate_value
 from equiseg.audit.options import EXACT_GROUPS, AuditOptions
-from equiseg.audit.report import format_value
 from equiseg.errors import EquisegError
 
 
-def check_gates(options: AuditOptions) -> None:
+@dataclass(frozen=True)
+class GateSpec:
+    """What must hold for the gate to pass: figures at least these values, exactness."""
+
+    fail_under: tuple[tuple[str, float], ...] = ()
+    require_exact: str | None = None
+
+
+def gate_spec(fail_under: Mapping[str, float] | Sequence[tuple[str, float]] = (),
+              require_exact: str | None = None) -> GateSpec:
+    """A GateSpec from a dict {name: value} or (name, value) pairs."""
+    pairs = fail_under.items() if isinstance(fail_under, Mapping) else fail_under
+    return GateSpec(tuple((str(name), float(value)) for name, value in pairs), require_exact)
+
+
+def check_gates(gate: GateSpec, options: AuditOptions, has_masks: bool) -> None:
     """Gates name known figures that this audit's perturbations and masks can produce."""
-    for name, _ in options.fail_under:
+    for name, _ in gate.fail_under:
         if name not in GATE_METRICS:
             raise EquisegError(f"--fail-under {name}: unknown figure; choose from "
                                f"{', '.join(GATE_METRICS)}")
         needs = GATE_NEEDS[name]
         if not set(needs) & set(options.perturb):
             raise EquisegError(f"--fail-under {name}: needs --perturb with {' or '.join(needs)}")
-        if name == "iou_gt" and options.masks is None:
+        if name == "iou_gt" and not has_masks:
             raise EquisegError("--fail-under iou_gt: needs --masks")
-    if options.require_exact is not None:
-        if options.require_exact not in EXACT_GROUPS:
-            raise EquisegError(f"--require-exact {options.require_exact}: choose p4 (rotations "
+    if gate.require_exact is not None:
+        if gate.require_exact not in EXACT_GROUPS:
+            raise EquisegError(f"--require-exact {gate.require_exact}: choose p4 (rotations "
                                "by 90 degrees) or p4m (and flips)")
-        needed = ["rotate"] + (["flip"] if options.require_exact == "p4m" else [])
+        needed = ["rotate"] + (["flip"] if gate.require_exact == "p4m" else [])
         missing = [family for family in needed if family not in options.perturb]
         if missing:
-            raise EquisegError(f"--require-exact {options.require_exact}: needs --perturb with "
+            raise EquisegError(f"--require-exact {gate.require_exact}: needs --perturb with "
                                f"{' and '.join(missing)}")
         angles = [p.level for p in build_perturbations(["rotate"], options.angle_step)]
         if not any(angle % 90 == 0 and angle % 360 for angle in angles):
@@ -39,31 +56,32 @@ def check_gates(options: AuditOptions) -> None:
                                "lands on 90 degrees; use a divisor of 90")
 
 
-def gate_failures(summary: dict, options: AuditOptions) -> list[str]:
+def gate_failures(summary: dict, gate: GateSpec, allow_degenerate: bool = False) -> list[str]:
     """What a CI gate found wrong, one phrase each (empty: the gate passes).
 
     A gate never passes what it cannot judge: when most images get no judgeable prediction, the
     gate fails unless `allow_degenerate` (then its figures cover every image).
     """
-    if not options.fail_under and options.require_exact is None:
+    if not gate.fail_under and gate.require_exact is None:
         return []
-    if summary["verdict"] == CANNOT_JUDGE and not options.allow_degenerate:
-        return [f"cannot judge: {not_judgeable_text(summary)}; pass --allow-degenerate to "
-                "gate anyway"]
+    if summary["verdict"] == CANNOT_JUDGE and not allow_degenerate:
+        return [(f"cannot judge: {not_judgeable_text(summary)}; pass --allow-degenerate to "
+                 "gate anyway")]
     failures = []
-    for name, threshold in options.fail_under:
+    for name, threshold in gate.fail_under:
         value = gate_value(summary, name)
         if value is None:
             failures.append(f"{name} could not be measured")
         elif value < threshold:
             failures.append(f"{name} {value:.4f} < {threshold:g}")
-    if options.require_exact is not None:
+    if gate.require_exact is not None:
         found = summary["perturbations"]
         rotate = found.get("rotate", {})
         if not rotate.get("exact_at_90_multiples"):
+            largest = rotate.get("max_rel_diff_raw_at_90_multiples")
             failures.append("not exact at 90-degree multiples (largest relative raw difference "
-                            f"{format_value(rotate.get('max_rel_diff_raw_at_90_multiples'), '.2e')})")
-        if options.require_exact == "p4m":
+                            f"{'–' if largest is None else format(largest, '.2e')})")
+        if gate.require_exact == "p4m":
             for flip in ("flip_h", "flip_v"):
                 if not found.get(flip, {}).get("exact"):
                     failures.append(f"{flip} not exact")

@@ -15,17 +15,24 @@ import pandas as pd
 
 from equiseg.analysis.judgeable import CANNOT_JUDGE, not_judgeable_text
 from equiseg.analysis.summary import rotation_table
-from equiseg.audit.options import AuditOptions
 from equiseg.report.document import Document
 from equiseg.report.figures import angle_figure, photometric_figure
 from equiseg.report.findings import symmetry_sentences
 from equiseg.report.overlays import write_grid
 
 
-
 def format_value(value: float | None, spec: str = ".3f") -> str:
     """A number for a sentence or table cell; an en dash where there is none."""
     return "–" if value is None else format(value, spec)
+
+
+def model_label(model: str) -> str:
+    """A model's name for a figure legend, whole: `monai.networks.nets:UNet` stays so (not
+    `monai.networks`); a file spec keeps its file's name and factory, not its folders."""
+    target, colon, factory = model.rpartition(":")
+    if colon and target.endswith(".py"):
+        return f"{Path(target).name}:{factory}"
+    return Path(model).name if not colon and Path(model).suffix else model
 
 
 def _judged(summary: dict) -> bool:
@@ -54,11 +61,11 @@ def _perturbation_table(summary: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _warnings(summary: dict, options: AuditOptions) -> list[str]:
+def _warnings(summary: dict) -> list[str]:
     """What a reader must know before trusting any number below."""
     lines = []
-    if not summary["weights_loaded"]:
-        lines.append(f"**No weights were loaded**: `{options.model}` was built by its factory "
+    if summary["weights_loaded"] is False:
+        lines.append(f"**No weights were loaded**: `{summary['model']}` was built by its factory "
                      f"with random initial weights (seed {summary['seed']}); these numbers "
                      "describe an untrained network. Pass `--weights FILE` to audit a trained one.")
     if not _judged(summary):
@@ -91,8 +98,8 @@ def _cannot_judge_findings(summary: dict) -> list[str]:
     scored = summary["scored_images"]
     scope = ("no figure below covers any image" if not scored else
              f"figures below cover {scored} image(s) and give no verdict on the model")
-    lines = [f"- **Cannot judge**: {summary['judgeable_images']} of {summary['images']} images "
-             f"get a judgeable prediction; {scope}."]
+    lines = [(f"- **Cannot judge**: {summary['judgeable_images']} of {summary['images']} images "
+              f"get a judgeable prediction; {scope}.")]
     identical = summary["outputs_identical_under_group"]
     if identical:
         facts = ", ".join(f"{group} {'yes' if same else 'no'}" for group, same in identical.items())
@@ -166,29 +173,29 @@ def _comparison_table(summary: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _what_was_audited(summary: dict, options: AuditOptions) -> str:
+def _what_was_audited(summary: dict) -> str:
+    settings = summary["settings"]
     levels = sum(len(entry["levels"]) for entry in summary["perturbations"].values())
-    return (f"{summary['images']} image(s) from `{options.images}`"
-            + (f" with masks from `{options.masks}`" if options.masks else " (no masks)")
+    return (f"{summary['images']} image(s) from `{settings['images']}`"
+            + (f" with masks from `{settings['masks']}`" if settings["masks"] else " (no masks)")
             + f", {summary['judgeable_images']} of them judgeable (foreground "
             f"{summary['judgeable_min_share']:g}-{summary['judgeable_max_share']:g} of the "
             f"pixels, output not constant); figures over {summary['scored_images']}; {levels} "
             f"perturbation levels; {summary['images_per_second']:.2f} images/s on "
-            f"{options.device}; output read as {summary['output']['found']}.")
+            f"{summary['device']}; output read as {summary['output']['found']}.")
 
 
-def write_report(folder: Path, frame: pd.DataFrame, summary: dict, options: AuditOptions,
-                 worst_rows: list | None, symmetrized: pd.DataFrame | None,
+def write_report(folder: Path, frame: pd.DataFrame, summary: dict, worst_rows: list | None, symmetrized: pd.DataFrame | None,
                  rotation: pd.DataFrame | None, perturb: pd.DataFrame) -> None:
     """Figures and the Markdown/HTML report of an audit, inside `folder`; `frame` and
     `symmetrized` are the rows the figures cover (the judgeable images'), `rotation` and
     `perturb` the audit's own rotation and perturbation tables (None: no rotations)."""
     figures = folder / "figures"
-    label = Path(options.model.split(":")[0]).stem or "model"
-    doc = Document(f"Equivariance audit: {options.model}")
-    for warning in _warnings(summary, options):
+    label = model_label(summary["model"])
+    doc = Document(f"Equivariance audit: {summary['model']}")
+    for warning in _warnings(summary):
         doc.note(warning)
-    doc.paragraph(_what_was_audited(summary, options))
+    doc.paragraph(_what_was_audited(summary))
     doc.heading("Findings")
     doc.paragraph(_findings(summary))
     doc.table(_perturbation_table(summary))
@@ -233,12 +240,13 @@ def write_report(folder: Path, frame: pd.DataFrame, summary: dict, options: Audi
                                      figures / "photometric.png")
     if photometric is not None:
         doc.heading("Photometric changes")
-        caption = "IoU against masks (top) and consistency IoU (bottom)" if options.masks \
+        caption = "IoU against masks (top) and consistency IoU (bottom)" if summary["settings"]["masks"] \
             else "Consistency IoU"
         doc.figure(photometric, f"{caption} per level, mean ± std over images.")
     if worst_rows:
         doc.heading("Least consistent images")
-        truth = ", and the ground truth for images with a mask" if options.masks else ""
+        truth = ", and the ground truth for images with a mask" if summary["settings"]["masks"] \
+            else ""
         doc.figure(write_grid(figures / "worst_images.png", worst_rows),
                    "Each row: an image, its prediction, its least consistent perturbation with "
                    f"the prediction on it, and that prediction with the perturbation undone{truth}.")

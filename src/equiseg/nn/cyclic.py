@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -78,8 +79,8 @@ class RotationGroup:
         return 360.0 * self.elements[index][0] / self.rotations
 
     def element_name(self, index: int) -> str:
-        k, f = self.elements[index]
-        return f"rot{self.angle(index):g}" + ("_flip_h" if f else "")
+        mirrored = self.elements[index][1]
+        return f"rot{self.angle(index):g}" + ("_flip_h" if mirrored else "")
 
     @cached_property
     def product(self) -> tuple[tuple[int, ...], ...]:
@@ -370,6 +371,24 @@ def central_disc(size: int, radius: float) -> Tensor:
     return (rows - c) ** 2 + (cols - c) ** 2 <= radius**2
 
 
+def disc_window(size: int, radius: float, fade: float) -> Tensor:
+    """(size, size): 1 within `radius` of the centre, then a Gaussian fade of width `fade` pixels.
+
+    A field multiplied by it keeps its content on the canvas under any rotation, so a model
+    sees the same picture turned rather than a picture that lost its corners."""
+    c = (size - 1) / 2
+    rows, cols = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    beyond = (torch.hypot(rows - c, cols - c) - radius).clamp(min=0)
+    return torch.exp(-0.5 * (beyond / fade) ** 2)
+
+
+def disc_relative_error(reference: Tensor, candidate: Tensor, disc_radius: float) -> float:
+    """||candidate - reference|| / ||reference|| over the central disc, all channels, float64."""
+    disc = central_disc(reference.shape[-1], disc_radius).to(reference.device)
+    diff = (candidate - reference)[..., disc].double()
+    return float(diff.norm() / reference[..., disc].double().norm())
+
+
 def layer_equivariance_error(layer: RotatedFilterConv2d, x: Tensor, index: int,
                              disc_radius: float, mode: str = "bilinear") -> float:
     """||layer(g x) - g layer(x)|| / ||g layer(x)|| over the central disc, all channels.
@@ -384,6 +403,18 @@ def layer_equivariance_error(layer: RotatedFilterConv2d, x: Tensor, index: int,
     with torch.no_grad():
         moved_after = group.act_on_features(layer(x), index, mode)
         moved_before = layer(act_in(x, index, mode))
-    disc = central_disc(x.shape[-1], disc_radius).to(x.device)
-    diff = (moved_before - moved_after)[..., disc].double()
-    return float(diff.norm() / moved_after[..., disc].double().norm())
+    return disc_relative_error(moved_after, moved_before, disc_radius)
+
+
+def rotation_equivariance_error(model: Callable[[Tensor], Tensor], x: Tensor, angle: float,
+                                disc_radius: float, mode: str = "bilinear") -> float:
+    """||model(R x) - R model(x)|| / ||R model(x)|| over the central disc, for a model from
+    images to images (a U-Net's logits), R the turn by `angle` degrees (`rotate_batch`).
+
+    x is (B, C, S, S) with S divisible by the model's downsampling; fade it out towards the
+    border (`disc_window`) so that the turn loses nothing off the canvas.
+    """
+    with torch.no_grad():
+        moved_after = rotate_batch(model(x), angle, mode)
+        moved_before = model(rotate_batch(x, angle, mode))
+    return disc_relative_error(moved_after, moved_before, disc_radius)

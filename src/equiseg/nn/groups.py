@@ -8,6 +8,10 @@ Group feature maps are laid out flat as `(B, C*|G|, H, W)` with the group axis i
 `rearrange(x, "b (c g) h w -> b c g h w", g=|G|)`, so plain `conv2d`, pooling, upsampling and skip
 concatenation work on them unchanged. g acts on such a map by moving each pixel (spatial action) and
 permuting each fibre: (g . f)(c, h) = g_spatial( f(c, g^-1 h) ).
+
+A network may also work over C8 or D8 (`equiseg.nn.cyclic.RotationGroup`: turns by 45 degrees,
+same flat layout); `get_network_group` names either kind. `get_group` stays the p4 family, whose
+elements (k, f) count quarter turns, as `act_on_image` reads them.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from dataclasses import dataclass
 import torch
 from einops import rearrange
 from torch import Tensor
+
+from equiseg.nn.cyclic import RotationGroup, get_rotation_group
 
 _ELEMENTS = {
     "trivial": ((0, 0),),
@@ -89,3 +95,21 @@ def get_group(name: str) -> Group:
     product = _cayley_table(elements)
     inverse = tuple(row.index(0) for row in product)
     return Group(name=name, elements=elements, product=product, inverse=inverse)
+
+
+# The groups a network's convolutions work over: the p4 family permutes free filters' pixels
+# (exact at every element); C_N / D_N turn steerable filters (exact at the quarter turns and
+# mirrors, as close as the pixel grid allows in between).
+NetworkGroup = Group | RotationGroup
+
+
+def get_network_group(name: str) -> NetworkGroup:
+    """The group a network over `name` convolves with: 'trivial', 'p4', 'p4m' (`get_group`), or
+    'c8', 'd8' (any 'cN'/'dN' with N divisible by 4; `cyclic.get_rotation_group`)."""
+    if name in _ELEMENTS:
+        return get_group(name)
+    try:
+        return get_rotation_group(name)
+    except ValueError:
+        raise ValueError(f"unknown group {name!r} (allowed: {', '.join(_ELEMENTS)}, c8, d8, or "
+                         "any cN/dN with N a multiple of 4)") from None

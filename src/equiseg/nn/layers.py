@@ -7,6 +7,8 @@ moved by g in space and with its input orientations permuted by h -> g^-1 h (Coh
     bank[o, g, i, h](p) = W[o, i, g^-1 h](g^-1 p)
 
 With the trivial group these layers are ordinary convolutions, so one U-Net skeleton serves all.
+Over C8/D8 the convolution is `cyclic.SteerableGroupConv2d` (`group_conv` picks it); GroupNorm and
+GroupPool read only the group's order and serve both kinds.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import torch.nn.functional as F
 from einops import rearrange, reduce
 from torch import Tensor, nn
 
-from equiseg.nn.groups import Group, act_on_image
+from equiseg.nn.cyclic import RotationGroup, SteerableGroupConv2d
+from equiseg.nn.groups import Group, NetworkGroup, act_on_image
 
 
 def filter_bank_index(group: Group, input_order: int, kernel_size: int) -> Tensor:
@@ -67,6 +70,15 @@ class GroupConv2d(nn.Module):
         return F.conv2d(x, self.filter_bank(), bias, padding=self.kernel_size // 2)
 
 
+def group_conv(in_channels: int, out_channels: int, group: NetworkGroup, kernel_size: int = 3,
+               lifting: bool = False, bias: bool = True) -> GroupConv2d | SteerableGroupConv2d:
+    """The convolution over `group`: free filters moved by exact pixel permutations for the p4
+    family (`GroupConv2d`), steerable filters turned by 360/N degrees for C_N / D_N."""
+    if isinstance(group, RotationGroup):
+        return SteerableGroupConv2d(in_channels, out_channels, group, kernel_size, lifting, bias)
+    return GroupConv2d(in_channels, out_channels, group, kernel_size, lifting, bias)
+
+
 class GroupNorm(nn.Module):
     """GroupNorm whose groups hold whole orientation fibres and whose affine is shared across them.
 
@@ -74,7 +86,8 @@ class GroupNorm(nn.Module):
     break it once trained; here each fibre has one scale and one shift.
     """
 
-    def __init__(self, num_groups: int, channels: int, group: Group, eps: float = 1e-5) -> None:
+    def __init__(self, num_groups: int, channels: int, group: NetworkGroup,
+                 eps: float = 1e-5) -> None:
         super().__init__()
         if channels % num_groups:
             raise ValueError(f"norm_groups={num_groups} must divide the fibre count {channels}")
@@ -92,7 +105,7 @@ class GroupNorm(nn.Module):
 class GroupPool(nn.Module):
     """Pool each fibre over its orientations: group feature maps -> ordinary (invariant) channels."""
 
-    def __init__(self, group: Group, mode: str = "mean") -> None:
+    def __init__(self, group: NetworkGroup, mode: str = "mean") -> None:
         super().__init__()
         if mode not in ("mean", "max"):
             raise ValueError(f"group pooling {mode!r} unknown (allowed: mean, max)")

@@ -1,4 +1,5 @@
-"""The U-Nets: `unet`, `gunet` and `gunet_p4m` are the seed's network over different groups.
+"""The U-Nets: `unet`, `gunet`, `gunet_p4m`, `gunet_c8` and `gunet_d8` are the seed's network over
+different groups.
 
 `UNet` is the seed's skeleton (dogeplusplus/group-unet, `res_block=True`; described in the README's
 fidelity table): a 3x3 lifting convolution, then one `ResConvBlock` per consecutive pair of
@@ -7,7 +8,9 @@ kept as a skip; the decoder mirrors it with nearest-neighbour upsampling, `cat([
 block per level; a final 3x3 convolution, then the mean over the group axis. With the trivial group
 it is the seed's plain U-Net; with p4 or p4m it is exactly equivariant to 90-degree rotations (and
 mirrors): average pooling, nearest upsampling and zero padding commute with them when the size is
-divisible by 2^levels.
+divisible by 2^levels. With c8 or d8 the convolutions are steerable (`layers.group_conv`): still
+exact at the quarter turns (and mirrors), and close to equivariant at the eighth turns, where
+the pixel grid (filters, 2x2 pooling, nearest upsampling) allows only approximation.
 
 `FourLevelUNet` is this project's earlier design (four residual blocks with 1x1 projections and max
 pooling, a bottleneck, bilinear upsampling, group pooling then a 1x1 head), kept as `unet_4level`
@@ -17,6 +20,7 @@ and `gunet_4level` so that the change of network can be measured rather than arg
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,8 +32,8 @@ from torch import Tensor, nn
 from equiseg.config import MODEL_PRESETS, run_name
 from equiseg.errors import EquisegError
 from equiseg.nn.blocks import ResConvBlock
-from equiseg.nn.groups import get_group
-from equiseg.nn.layers import GroupConv2d, GroupPool, ResidualBlock
+from equiseg.nn.groups import get_group, get_network_group
+from equiseg.nn.layers import GroupPool, ResidualBlock, group_conv
 
 
 class InputSizeError(EquisegError, ValueError):
@@ -51,14 +55,14 @@ class UNet(nn.Module):
                  norm_groups: int = 4, group_pool: str = "mean", in_channels: int = 3,
                  out_channels: int = 1) -> None:
         super().__init__()
-        g = get_group(group)
+        g = get_network_group(group)
         self.group_name = group
         widths = list(filters)
-        pairs = list(zip(widths[:-1], widths[1:]))
-        self.lift = GroupConv2d(in_channels, widths[0], g, 3, lifting=True, bias=g.order == 1)
+        pairs = list(itertools.pairwise(widths))
+        self.lift = group_conv(in_channels, widths[0], g, 3, lifting=True, bias=g.order == 1)
         self.down = nn.ModuleList(ResConvBlock(a, b, g, norm_groups) for a, b in pairs)
         self.up = nn.ModuleList(ResConvBlock(2 * b, a, g, norm_groups) for a, b in reversed(pairs))
-        self.final = GroupConv2d(widths[0], out_channels, g, 3, bias=g.order == 1)
+        self.final = group_conv(widths[0], out_channels, g, 3, bias=g.order == 1)
         self.pool_group = GroupPool(g, group_pool)
         self.divisor = 2 ** len(pairs)
 
@@ -77,7 +81,8 @@ class UNet(nn.Module):
 
 
 class FourLevelUNet(nn.Module):
-    """This project's earlier residual U-Net over the group `group` (see the module docstring)."""
+    """This project's earlier residual U-Net over the group `group` (see the module docstring);
+    the p4 family only (trivial, p4, p4m)."""
 
     def __init__(self, group: str = "trivial", filters: tuple[int, ...] = (32, 32, 64, 64),
                  norm_groups: int = 8, group_pool: str = "mean", in_channels: int = 3,
