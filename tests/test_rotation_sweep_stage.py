@@ -18,9 +18,11 @@ from equiseg.nn.models import build_model, save_trained
 from tests.tiny_project import SRC, write_pairs, write_params
 
 SWEEP = {"angle_step": 45.0, "image_index": 1, "brightness": [0.0, 0.3], "contrast": [1.0, 1.5],
-         "noise": [0.0, 0.2], "samples": 2, "batch_size": 6}
+         "noise": [0.0, 0.2], "shift": [0.0, 1.0, 1.5], "scale": [1.0, 1.25], "samples": 2,
+         "batch_size": 6}
 LEVEL_FLAGS = ["--angle-step", "45", "--brightness", "0", "0.3", "--contrast", "1", "1.5",
-               "--noise", "0", "0.2", "--batch-size", "6"]
+               "--noise", "0", "0.2", "--shift", "0,1,1.5", "--scale", "1", "1.25",
+               "--batch-size", "6"]
 RUNS = ("unet-minimal", "gunet-minimal")
 
 
@@ -81,7 +83,7 @@ def test_stage_writes_every_contract_output(swept):
         assert all(c in perturb.columns and c + "_sd" in perturb.columns
                    for c in PERTURB_COLUMNS[2:])
         assert perturb["perturbation"].unique().tolist() == [
-            "flip_h", "flip_v", "brightness", "contrast", "noise"]
+            "flip_h", "flip_v", "brightness", "contrast", "noise", "shift", "scale"]
         with Image.open(swept / f"plots/rotation/{run}.gif") as gif:
             assert gif.n_frames == 8
         with Image.open(swept / f"plots/samples/{run}.png") as grid:

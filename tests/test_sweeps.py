@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from equiseg.geometry import footprint, pad_to_square
 from equiseg.analysis.judgeable import Judgeability, not_judgeable_images, verdict
 from equiseg.analysis.perturbations import (
     Perturbation,
@@ -35,6 +34,7 @@ from equiseg.analysis.sweep import (
 )
 from equiseg.config import SweepConfig
 from equiseg.errors import EquisegError
+from equiseg.geometry import footprint, pad_to_square
 from equiseg.nn.models import build_model
 
 NO_NORMALISATION = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
@@ -112,7 +112,8 @@ def test_identity_levels_agree_perfectly_and_score_the_cap():
     frame = sweep(plain_conv_net(), sweep_perturbations(SweepConfig(angle_step=180.0)))
     identity = frame[[Perturbation(p, lv).is_identity
                       for p, lv in zip(frame["perturbation"], frame["level"])]]
-    assert set(identity["perturbation"]) == {"rotate", "brightness", "contrast", "noise"}
+    assert set(identity["perturbation"]) == {"rotate", "brightness", "contrast", "noise",
+                                             "shift", "scale"}
     assert (identity["iou_consistency"] == 1.0).all() and (identity["psnr_db"] == 100.0).all()
     assert (identity["mad"] == 0.0).all()
     changed = frame[(frame["perturbation"] == "noise") & (frame["level"] == 0.3)]
@@ -184,7 +185,7 @@ def test_tables_have_the_contract_columns_and_summaries_the_contract_keys():
     perturb_rows = perturbation_table(frame)
     assert tuple(perturb_rows.columns) == PERTURB_COLUMNS
     assert perturb_rows["perturbation"].unique().tolist() == [
-        "flip_h", "flip_v", "brightness", "contrast", "noise"]
+        "flip_h", "flip_v", "brightness", "contrast", "noise", "shift", "scale"]
     assert set(equivariance_summary(frame, 1e-4, 1e-4)) == {
         "worst_angle", "worst_angle_iou", "iou_spread", "consistency_iou_at_90_multiples",
         "consistency_iou_off_grid", "psnr_db_off_grid", "exact_at_90_multiples",

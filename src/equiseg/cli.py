@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from equiseg import __version__
+from equiseg.analysis.families import REGISTRY, family_names, level_settings
 from equiseg.analysis.judgeable import JUDGEABLE_MAX_SHARE, JUDGEABLE_MIN_SHARE
-from equiseg.analysis.perturbations import FAMILIES, build_perturbations
 from equiseg.analysis.summary import GATE_METRICS
 from equiseg.audit.api import audit_with
 from equiseg.audit.gates import GateSpec, check_gates, gate_failures
@@ -34,6 +34,8 @@ EXAMPLE = """example:
   equiseg audit --model my_project.models:build_unet --weights unet.pth \\
       --images photos/ --masks masks/ --out audit/ --angle-step 15
   equiseg audit --model scripted.pt --images photos/ --out audit/ --perturb rotate,flip
+  equiseg audit --model scripted.pt --images photos/ --out audit/ --perturb shift,scale \\
+      --shift 0.5,1,2,3 --scale 0.8,1.25
   equiseg audit --model monai.networks.nets:UNet --model-kwargs '{"spatial_dims": 2, \\
       "in_channels": 3, "out_channels": 1, "channels": [8, 16, 32], "strides": [2, 2]}' \\
       --weights unet.pth --images photos/ --out audit/ --fail-under consistency=0.95
@@ -107,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     audit = commands.add_parser(
         "audit", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLE,
-        help="how equivariant is a segmentation model? (rotations, flips, photometric changes)",
+        help="how equivariant is a segmentation model? (rotations, flips, photometric changes, "
+             "shifts, scale)",
         description="Perturb every image of a folder, undo the perturbation on the prediction, "
                     "and measure how far it is from the prediction on the original (label-free) "
                     "and from the masks (if given). Writes CSV, JSON, figures and an HTML report.")
@@ -173,14 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--max-images", type=int, default=defaults.max_images,
                       help="audit at most this many images, spread over the folder (0 = all)")
     sweep = audit.add_argument_group("perturbations")
-    sweep.add_argument("--perturb", type=_names, default=FAMILIES,
-                       help=f"comma-separated, from {','.join(FAMILIES)} (default: all)")
+    sweep.add_argument("--perturb", type=_names, default=family_names(),
+                       help=f"comma-separated, from {','.join(family_names())} (default: all)")
     sweep.add_argument("--angle-step", type=float, default=defaults.angle_step,
                        help=f"degrees between rotation angles (default: {defaults.angle_step:g})")
-    for name in ("brightness", "contrast", "noise"):
+    for name in level_settings():  # one flag per family with a level list
         levels = ",".join(f"{v:g}" for v in getattr(defaults, name))
+        axis = next(f.plot.axis for f in REGISTRY.values() if f.setting == name)
         sweep.add_argument(f"--{name}", type=_numbers, nargs="+", metavar="LEVELS",
-                           help=f"levels, comma- or space-separated (default: {levels})")
+                           help=f"{axis}: levels, comma- or space-separated (default: {levels})")
     run = audit.add_argument_group("run")
     run.add_argument("--out", type=Path, required=True,
                      help="output folder: new, empty, or an earlier audit's (replaced whole); "
@@ -230,9 +234,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[AuditOptions, GateSpec]
     mean, std = imagenet if args.normalise == "imagenet" else ((0.0,) * 3, (1.0,) * 3)
     options = AuditOptions(
         perturb=args.perturb, angle_step=args.angle_step,
-        brightness=_levels(args.brightness, defaults.brightness),
-        contrast=_levels(args.contrast, defaults.contrast),
-        noise=_levels(args.noise, defaults.noise),
+        **{key: _levels(getattr(args, key), getattr(defaults, key)) for key in level_settings()},
         size=args.size, pad_size=args.pad_size, multiple=args.multiple,
         mean=tuple(args.mean) if args.mean else mean,
         std=tuple(args.std) if args.std else std,
@@ -251,8 +253,7 @@ def _audit(args: argparse.Namespace) -> int:
     """Check everything that can be checked before any work, audit, write, gate."""
     options, gate = options_from_args(args)
     check_out(args.out)
-    build_perturbations(options.perturb, options.angle_step, options.brightness,
-                        options.contrast, options.noise)
+    options.perturbations()  # unknown names and bad levels refused before any work
     check_gates(gate, options, has_masks=args.masks is not None)
     result = audit_with(args.model, args.images, args.masks, options, args.weights,
                         args.model_kwargs, args.seed)

@@ -298,6 +298,10 @@ class SweepConfig:
     brightness: tuple[float, ...] = (-0.4, -0.2, 0.0, 0.2, 0.4)
     contrast: tuple[float, ...] = (0.4, 0.7, 1.0, 1.3, 1.6)
     noise: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
+    # pixels right and down (whole and fractional); zoom factors about the centre (> 1 zooms in)
+    shift: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0, 4.5, 8.0)
+    scale: tuple[float, ...] = field(default=(0.8, 0.9, 1.0, 1.1, 1.25),
+                                     metadata={"positive": True})
     max_images: int = 0  # 0 = the whole validation set
     gif: bool = True
     samples: int = 4  # validation images in the sample grid
@@ -322,11 +326,16 @@ class SweepConfig:
         if (isinstance(self.exact_rtol, bool) or not isinstance(self.exact_rtol, (int, float))
                 or not 0 <= self.exact_rtol < 1):
             _fail("sweep.exact_rtol", f"is {self.exact_rtol!r}", "a number in [0, 1)")
-        for key in ("brightness", "contrast", "noise"):
-            levels = getattr(self, key)
-            if isinstance(levels, str) or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in levels):
-                _fail(f"sweep.{key}", f"is {levels!r}", "a list of numbers")
+        for f in dataclasses.fields(self):  # every level list (one per perturbation family)
+            if f.type != "tuple[float, ...]":
+                continue
+            levels = getattr(self, f.name)
+            if isinstance(levels, (str, int, float)) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in levels):
+                _fail(f"sweep.{f.name}", f"is {levels!r}", "a list of numbers")
+            if f.metadata.get("positive") and any(v <= 0 for v in levels):
+                _fail(f"sweep.{f.name}", f"is {list(levels)!r}", "a list of numbers > 0")
         for key in ("flips", "gif", "channels_last"):
             if not isinstance(getattr(self, key), bool):
                 _fail(f"sweep.{key}", f"is {getattr(self, key)!r}", "true or false")

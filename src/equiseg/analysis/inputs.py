@@ -26,11 +26,11 @@ import pandas as pd
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from equiseg.geometry import footprint, pad_to_square
 from equiseg.analysis.sweep import SweepImage
 from equiseg.config import param_error
 from equiseg.data.preprocessing import resize_image, resize_labels, resized_shape
 from equiseg.errors import EquisegError
+from equiseg.geometry import footprint, pad_to_square
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 LEEDS_MASK_SUFFIX = "_seg0"

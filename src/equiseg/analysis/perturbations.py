@@ -1,19 +1,14 @@
-"""Named perturbations with levels: what each does to an input image and how to undo it on the output.
+"""Named perturbations with levels, applied and undone through the registry of families.
 
-A geometric perturbation (rotate, flip_h, flip_v) moves pixels, so a perfect model's output moves
-with them: it is undone on the output before comparing (equivariance). A photometric one
-(brightness, contrast, noise) leaves the mask where it was: nothing to undo (invariance).
-Images are in pixel units [0, 1] on a square canvas (see `equiseg.geometry`); photometric changes
-touch only the image's footprint, so the black padding stays black.
-
-Levels: rotate = degrees counter-clockwise; flip_h/flip_v = 1 (one level); brightness = a shift
-added to every channel; contrast = a factor about the image's mean grey; noise = the standard
-deviation of Gaussian noise (fixed per image name, so every run sees the same noise).
+`equiseg.analysis.families` says what each family does (and documents every family's levels);
+this module builds the list of perturbations a sweep asks for and applies a batch of them to one
+image (`perturb`), undoes them on the predictions (`restore`) and gives each one's valid region
+(`valid_regions`), each family on its own part of the batch in one call.
+Images are in pixel units [0, 1] on a square canvas (see `equiseg.geometry`).
 """
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,13 +16,29 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from equiseg.geometry import flip_batch, rotate_batch, round_trip_valid
+from equiseg.analysis.families import (
+    REGISTRY,
+    Family,
+    family_names,
+    family_of,
+    level_settings,
+    member_names,
+    rotation_angles,
+)
 from equiseg.errors import EquisegError
 
-FAMILIES = ("rotate", "flip", "brightness", "contrast", "noise")  # what a user asks for
-GEOMETRIC = ("rotate", "flip_h", "flip_v")
-PHOTOMETRIC = ("brightness", "contrast", "noise")
-_IDENTITY_LEVEL = {"rotate": 0.0, "brightness": 0.0, "contrast": 1.0, "noise": 0.0}
+__all__ = [
+    "IDENTITY",
+    "Perturbation",
+    "build_perturbations",
+    "family_names",
+    "member_names",
+    "noise_field",
+    "perturb",
+    "restore",
+    "rotation_angles",
+    "valid_regions",
+]
 
 
 @dataclass(frozen=True)
@@ -38,42 +49,37 @@ class Perturbation:
     level: float
 
     @property
-    def is_identity(self) -> bool:
-        """True when it changes nothing (rotate 0, brightness 0, contrast 1, noise 0)."""
-        return _IDENTITY_LEVEL.get(self.name) == self.level
+    def family(self) -> Family:
+        return family_of(self.name)
 
     @property
-    def geometric(self) -> bool:
-        return self.name in GEOMETRIC
+    def is_identity(self) -> bool:
+        """True when it changes nothing (rotate 0, brightness 0, contrast 1, scale 1, ...)."""
+        return self.family.identity == self.level
 
 
 IDENTITY = Perturbation("rotate", 0.0)
 
 
-def rotation_angles(step: float) -> list[float]:
-    """Angles 0, step, 2 step, ... below 360 degrees (72 angles for a step of 5)."""
-    count = math.ceil(360.0 / step - 1e-9)
-    return [round(i * step, 6) for i in range(count)]
+def build_perturbations(families: Sequence[str], angle_step: float = 5.0,
+                        *positional: Sequence[float],
+                        **levels: Sequence[float]) -> list[Perturbation]:
+    """The perturbations of each family asked for, in the registry's order.
 
-
-def build_perturbations(families: Sequence[str], angle_step: float,
-                        brightness: Sequence[float] = (), contrast: Sequence[float] = (),
-                        noise: Sequence[float] = ()) -> list[Perturbation]:
-    """The perturbations of each family asked for, in the order of FAMILIES."""
-    unknown = [name for name in families if name not in FAMILIES]
+    `levels` gives each family's level list by its setting (`brightness=[...]`, `shift=[...]`);
+    level lists given by position after `angle_step` fill the settings in registry order
+    (brightness, contrast, noise, ...). A family without levels contributes nothing.
+    """
+    unknown = [name for name in families if name not in REGISTRY]
     if unknown:
-        raise EquisegError(f"unknown perturbation {unknown[0]!r}; choose from {', '.join(FAMILIES)}")
-    levels = {"brightness": brightness, "contrast": contrast, "noise": noise}
+        raise EquisegError(f"unknown perturbation {unknown[0]!r}; choose from "
+                           f"{', '.join(family_names())}")
+    given = {**dict(zip(level_settings(), positional)), **levels, "angle_step": angle_step}
     chosen: list[Perturbation] = []
-    for family in FAMILIES:
-        if family not in families:
-            continue
-        if family == "rotate":
-            chosen += [Perturbation("rotate", angle) for angle in rotation_angles(angle_step)]
-        elif family == "flip":
-            chosen += [Perturbation("flip_h", 1.0), Perturbation("flip_v", 1.0)]
-        else:
-            chosen += [Perturbation(family, float(level)) for level in levels[family]]
+    for family in REGISTRY.values():
+        if family.name in families:
+            value = given.get(family.setting) if family.setting else None
+            chosen += [Perturbation(m, level) for m, level in family.levels(value)]
     return chosen
 
 
@@ -83,50 +89,50 @@ def noise_field(name: str, shape: Sequence[int]) -> Tensor:
     return torch.randn(*shape, generator=generator)
 
 
-def _photometric(p: Perturbation, image: Tensor, inside: Tensor, noise: Tensor) -> Tensor:
-    if p.name == "brightness":
-        changed = image + p.level
-    elif p.name == "contrast":
-        grey = image[inside.expand_as(image)].mean() if inside.any() else image.mean()
-        changed = (image - grey) * p.level + grey
-    else:
-        changed = image + p.level * noise
-    return torch.where(inside, changed.clamp(0.0, 1.0), image)
+def _by_family(perturbations: Sequence[Perturbation],
+               skip_identity: bool = False) -> dict[str, list[int]]:
+    """Positions in `perturbations` of each family's members (identities left out if asked)."""
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(perturbations):
+        if not (skip_identity and p.is_identity):
+            groups.setdefault(p.family.name, []).append(i)
+    return groups
 
 
-def _angles(perturbations: Sequence[Perturbation]) -> list[float]:
-    return [p.level if p.name == "rotate" else 0.0 for p in perturbations]
-
-
-def _flip_each(x: Tensor, perturbations: Sequence[Perturbation]) -> Tensor:
-    for axis in ("h", "v"):
-        chosen = [i for i, p in enumerate(perturbations) if p.name == f"flip_{axis}"]
-        if chosen:
-            x[chosen] = flip_batch(x[chosen], axis)
-    return x
+def _parts(perturbations: Sequence[Perturbation], chosen: list[int]) -> tuple[list, list]:
+    return ([perturbations[i].name for i in chosen],
+            [float(perturbations[i].level) for i in chosen])
 
 
 def perturb(perturbations: Sequence[Perturbation], image: Tensor, footprint: Tensor,
             noise: Tensor | None = None) -> Tensor:
-    """A batch (N, C, S, S): `image` (C, S, S) under each perturbation (rotations in one call)."""
+    """A batch (N, C, S, S): `image` (C, S, S) under each perturbation (each family in one call)."""
     batch = image.unsqueeze(0).repeat(len(perturbations), 1, 1, 1)
-    for i, p in enumerate(perturbations):
-        if p.name in PHOTOMETRIC and not p.is_identity:
-            if p.name == "noise" and noise is None:
-                raise ValueError("a noise perturbation needs the image's noise field")
-            batch[i] = _photometric(p, image, footprint, noise)
-    return _flip_each(rotate_batch(batch, _angles(perturbations)), perturbations)
+    for name, chosen in _by_family(perturbations, skip_identity=True).items():
+        members, levels = _parts(perturbations, chosen)
+        batch[chosen] = REGISTRY[name].forward(batch[chosen], members, levels, footprint, noise)
+    return batch
 
 
 def restore(perturbations: Sequence[Perturbation], outputs: Tensor) -> Tensor:
     """Undo the geometric part of each perturbation on the model's outputs (N, K, S, S)."""
-    outputs = _flip_each(outputs.clone(), perturbations)  # flips are their own inverse
-    return rotate_batch(outputs, [-a for a in _angles(perturbations)])
+    outputs = outputs.clone()
+    for name, chosen in _by_family(perturbations, skip_identity=True).items():
+        inverse = REGISTRY[name].inverse
+        if inverse is not None:
+            outputs[chosen] = inverse(outputs[chosen], *_parts(perturbations, chosen))
+    return outputs
 
 
 def valid_regions(perturbations: Sequence[Perturbation], footprint: Tensor) -> Tensor:
     """(N, 1, S, S): where each restored output can be compared with the unperturbed one.
 
-    Flips and photometric changes keep the whole footprint; rotations lose what left the canvas.
+    Photometric changes and flips keep the whole footprint; rotations, shifts and zooms lose
+    what left the canvas (and what resampling blurred into the border).
     """
-    return round_trip_valid(footprint, _angles(perturbations))
+    regions = footprint.reshape(1, 1, *footprint.shape[-2:]).repeat(len(perturbations), 1, 1, 1)
+    for name, chosen in _by_family(perturbations, skip_identity=True).items():
+        valid = REGISTRY[name].valid
+        if valid is not None:
+            regions[chosen] = valid(footprint, *_parts(perturbations, chosen)).to(regions.dtype)
+    return regions

@@ -32,16 +32,17 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from equiseg.analysis.families import REGISTRY, member_names
 from equiseg.analysis.judgeable import Judgeability, judge_frame, verdict
+from equiseg.analysis.perturbations import Perturbation
 from equiseg.metrics import pooled_psnr_db
-from equiseg.analysis.perturbations import PHOTOMETRIC, Perturbation
 
 SET_COLUMNS = ("set_iou_gt_mean", "set_iou_gt_std", "set_iou_gt_min", "set_iou_consistency_mean",
                "set_iou_consistency_std", "set_iou_consistency_min", "set_mad_mean",
                "set_psnr_db_mean", "set_psnr_db_pooled")
 ROTATION_COLUMNS = ("angle", "iou_gt", "iou_consistency", "mad", "psnr_db", *SET_COLUMNS)
 PERTURB_COLUMNS = ("perturbation", "level", *SET_COLUMNS)
-FLIPS = ("flip_h", "flip_v")
+FLIPS = REGISTRY["flip"].member_names
 
 
 def identity_rows(frame: pd.DataFrame) -> pd.Series:
@@ -325,6 +326,8 @@ def _worst_of(summary: dict, names: tuple[str, ...]) -> float | None:
     return min(values) if values else None
 
 
+# geometric families drawn as curves against their level (shift, scale): a gate each, by name
+_CURVED = tuple(f.name for f in REGISTRY.values() if f.geometric and f.plot.kind == "curve")
 GATE_METRICS: dict[str, tuple[str, Callable[[dict], float | None]]] = {
     "consistency": ("worst-rotation mean consistency IoU",
                     lambda s: s["perturbations"].get("rotate", {}).get("worst_consistency_iou")),
@@ -337,12 +340,17 @@ GATE_METRICS: dict[str, tuple[str, Callable[[dict], float | None]]] = {
                 lambda s: s["perturbations"].get("rotate", {}).get("psnr_db_pooled_off_grid")),
     "flip": ("worst flip's mean consistency IoU", lambda s: _worst_of(s, FLIPS)),
     "photometric": ("worst photometric level's mean consistency IoU",
-                    lambda s: _worst_of(s, PHOTOMETRIC)),
+                    lambda s: _worst_of(s, member_names(geometric=False))),
+    **{name: (f"worst {name} level's mean consistency IoU",
+              lambda s, members=REGISTRY[name].member_names: _worst_of(s, members))
+       for name in _CURVED},
 }
 # the --perturb families a gate's figure needs (any one of them)
 GATE_NEEDS: dict[str, tuple[str, ...]] = {
     "consistency": ("rotate",), "consistency_90": ("rotate",), "iou_gt": ("rotate",),
-    "psnr_db": ("rotate",), "flip": ("flip",), "photometric": PHOTOMETRIC}
+    "psnr_db": ("rotate",), "flip": ("flip",),
+    "photometric": tuple(f.name for f in REGISTRY.values() if not f.geometric),
+    **{name: (name,) for name in _CURVED}}
 
 
 def gate_value(summary: dict, name: str) -> float | None:

@@ -27,8 +27,10 @@ apart. For every image: predict on the image itself (the reference) and on each 
 Outputs are probabilities (B, K, H, W). One channel: foreground = p > 0.5. Several channels are
 mutually exclusive classes (softmax): the mask of class k is argmax == k, IoUs are per class and
 averaged over classes (background included, 1.0 for a class absent from both masks).
-Restored probability maps are de-rotated bilinearly and thresholded afterwards (thresholded
-bilinear), the seed's "rotate the mask back" up to boundary pixels; exact at multiples of 90.
+Restored probability maps are de-rotated (shifted back, zoomed back: each family's inverse in
+`equiseg.analysis.families`) bilinearly and thresholded afterwards (thresholded bilinear), the
+seed's "rotate the mask back" up to boundary pixels; exact at multiples of 90 and whole-pixel
+shifts.
 
 The set statistics, tables and summaries of its frames live in `equiseg.analysis.summary`.
 """
@@ -44,17 +46,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from equiseg.analysis.adapters import ModelOutputError, OutputAdapter
-from equiseg.metrics import (
-    max_abs_difference,
-    max_abs_value,
-    mean_abs_difference,
-    mean_squared_difference,
-    per_class_iou,
-    psnr_from_mse,
-    valid_count,
-)
+from equiseg.analysis.families import REGISTRY, level_settings
 from equiseg.analysis.perturbations import (
-    FAMILIES,
     IDENTITY,
     Perturbation,
     build_perturbations,
@@ -65,6 +58,15 @@ from equiseg.analysis.perturbations import (
 )
 from equiseg.config import SweepConfig
 from equiseg.errors import EquisegError
+from equiseg.metrics import (
+    max_abs_difference,
+    max_abs_value,
+    mean_abs_difference,
+    mean_squared_difference,
+    per_class_iou,
+    psnr_from_mse,
+    valid_count,
+)
 
 Predict = Callable[[Tensor], Tensor]  # pixel images (B, 3, S, S) in [0, 1] -> probabilities
 THRESHOLD = 0.5
@@ -388,9 +390,10 @@ def run_sweep(predict: Predict, images: Iterable[SweepImage],
 
 def sweep_perturbations(sweep: SweepConfig, families: Sequence[str] | None = None,
                         angle_step: float | None = None) -> list[Perturbation]:
-    """The perturbations a SweepConfig asks for: every family of `perturbations.FAMILIES` (flips
-    only if `sweep.flips`) unless `families` names some."""
+    """The perturbations a SweepConfig asks for: every family of the registry
+    (`equiseg.analysis.families`; flips only if `sweep.flips`) unless `families` names some,
+    each at the levels of its `sweep.<setting>`."""
     if families is None:
-        families = [f for f in FAMILIES if f != "flip" or sweep.flips]
-    return build_perturbations(families, angle_step or sweep.angle_step, sweep.brightness,
-                               sweep.contrast, sweep.noise)
+        families = [f for f in REGISTRY if f != "flip" or sweep.flips]
+    levels = {key: getattr(sweep, key) for key in level_settings() if hasattr(sweep, key)}
+    return build_perturbations(families, angle_step or sweep.angle_step, **levels)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from equiseg.analysis.judgeable import CANNOT_JUDGE, not_judgeable_text
 from equiseg.analysis.perturbations import build_perturbations
-from equiseg.analysis.summary import GATE_METRICS, GATE_NEEDS, gate_value
+from equiseg.analysis.summary import FLIPS, GATE_METRICS, GATE_NEEDS, gate_value
 from equiseg.audit.options import EXACT_GROUPS, AuditOptions
 from equiseg.errors import EquisegError
 
@@ -82,7 +82,7 @@ def gate_failures(summary: dict, gate: GateSpec, allow_degenerate: bool = False)
             failures.append("not exact at 90-degree multiples (largest relative raw difference "
                             f"{'–' if largest is None else format(largest, '.2e')})")
         if gate.require_exact == "p4m":
-            for flip in ("flip_h", "flip_v"):
+            for flip in FLIPS:
                 if not found.get(flip, {}).get("exact"):
                     failures.append(f"{flip} not exact")
     return failures

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from equiseg.analysis.families import REGISTRY, family_names, level_settings
 from equiseg.analysis.judgeable import JUDGEABLE_MAX_SHARE, JUDGEABLE_MIN_SHARE, Judgeability
-from equiseg.analysis.perturbations import FAMILIES
+from equiseg.analysis.perturbations import Perturbation, build_perturbations
 from equiseg.analysis.sweep import THRESHOLD
 from equiseg.config import SweepConfig
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
@@ -28,11 +29,14 @@ class AuditOptions:
     Errors name the command-line flag (`size` is `--size`), the one spelling both faces share.
     """
 
-    perturb: tuple[str, ...] = FAMILIES
+    perturb: tuple[str, ...] = family_names()
     angle_step: float = SweepConfig.angle_step
+    # one level list per family of `equiseg.analysis.families` that has one (its `setting`)
     brightness: tuple[float, ...] = SweepConfig.brightness
     contrast: tuple[float, ...] = SweepConfig.contrast
     noise: tuple[float, ...] = SweepConfig.noise
+    shift: tuple[float, ...] = SweepConfig.shift
+    scale: tuple[float, ...] = SweepConfig.scale
     size: int = 0
     pad_size: int = 0
     multiple: int = 16
@@ -60,6 +64,14 @@ class AuditOptions:
         return Judgeability(self.judgeable_min_share, self.judgeable_max_share,
                             self.allow_degenerate)
 
+    def levels(self) -> dict[str, tuple[float, ...]]:
+        """Each family's level list by its setting name (brightness, ..., shift, scale)."""
+        return {key: getattr(self, key) for key in level_settings() if hasattr(self, key)}
+
+    def perturbations(self) -> list[Perturbation]:
+        """The perturbations this audit sweeps (the families of `perturb` at their levels)."""
+        return build_perturbations(self.perturb, self.angle_step, **self.levels())
+
     @property
     def mask_classes(self) -> int:
         """Masks are binary when foreground classes reduce the model to one channel."""
@@ -74,6 +86,15 @@ class AuditOptions:
                                  ("--max-images", self.max_images, 0), ("--worst", self.worst, 0)):
             if not isinstance(value, int) or value < low:
                 raise EquisegError(f"{flag} is {value}; it must be a whole number, at least {low}")
+        unknown = [name for name in self.perturb if name not in REGISTRY]
+        if unknown:
+            raise EquisegError(f"--perturb: unknown perturbation {unknown[0]!r}; choose from "
+                               f"{','.join(family_names())}")
+        by_setting = {f.setting: f for f in REGISTRY.values() if f.setting}
+        for key, levels in self.levels().items():
+            problem = by_setting[key].bad_levels(levels)
+            if problem:
+                raise EquisegError(f"--{key} is {','.join(map(str, levels))}: {problem}")
         if not 0 < self.angle_step <= 360:
             raise EquisegError(f"--angle-step is {self.angle_step:g}; give a number in (0, 360]")
         for flag, number in (("--atol", self.atol), ("--rtol", self.rtol)):

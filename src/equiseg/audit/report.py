@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from equiseg.analysis.families import curve_figures, member_names
 from equiseg.analysis.judgeable import CANNOT_JUDGE, not_judgeable_text
-from equiseg.analysis.summary import rotation_table
+from equiseg.analysis.summary import FLIPS, rotation_table
 from equiseg.report.document import Document
-from equiseg.report.figures import angle_figure, photometric_figure
+from equiseg.report.figures import angle_figure, level_figure
 from equiseg.report.findings import symmetry_sentences
 from equiseg.report.overlays import write_grid
 
@@ -128,13 +129,13 @@ def _figure_findings(summary: dict) -> list[str]:
         lines.append(f"- Worst rotation: {rotate['worst_level']:g} degrees, mean consistency IoU "
                      f"{rotate['worst_consistency_iou']:.3f}; spread over angles "
                      f"{rotate['consistency_iou_spread']:.3f}.")
-    for flip in ("flip_h", "flip_v"):
+    for flip in FLIPS:
         if flip in found and found[flip]["exact"] is not None:
             entry = found[flip]
             lines.append(f"- {flip}: consistency IoU {format_value(entry['worst_consistency_iou'])}, "
                          f"{'exact' if entry['exact'] else 'not exact'} "
                          f"(largest probability difference {entry['max_abs_diff']:.2e}).")
-    for name in ("brightness", "contrast", "noise"):
+    for name in member_names(kind="curve"):  # brightness, contrast, noise, shift, scale
         if name in found and found[name]["worst_level"] is not None:
             entry = found[name]
             lines.append(f"- {name}: worst level {entry['worst_level']:g}, consistency IoU "
@@ -183,6 +184,27 @@ def _what_was_audited(summary: dict) -> str:
             f"pixels, output not constant); figures over {summary['scored_images']}; {levels} "
             f"perturbation levels; {summary['images_per_second']:.2f} images/s on "
             f"{summary['device']}; output read as {summary['output']['found']}.")
+
+
+def _add_level_figures(doc: Document, figures: Path, label: str, perturb: pd.DataFrame,
+                       masks: bool) -> None:
+    """One figure per group of families drawn against their level (photometric changes; shift;
+    scale), as `equiseg.analysis.families` groups them."""
+    caption = "IoU against masks (top) and consistency IoU (bottom)" if masks \
+        else "Consistency IoU"
+    for figure, families in curve_figures().items():
+        path = level_figure({label: perturb}, [f.name for f in families],
+                            figures / f"{figure}.png")
+        if path is None:
+            continue
+        if all(not f.geometric for f in families):
+            doc.heading("Photometric changes")
+            doc.figure(path, f"{caption} per level, mean ± std over images.")
+            continue
+        doc.heading(" and ".join(f.plot.title for f in families).capitalize())
+        doc.figure(path, f"{caption} against the {', '.join(f.plot.axis for f in families)}, "
+                         "the perturbation undone on the prediction and scored where the round "
+                         "trip kept the image's own content; mean ± std over images.")
 
 
 def write_report(folder: Path, frame: pd.DataFrame, summary: dict, worst_rows: list | None, symmetrized: pd.DataFrame | None,
@@ -236,13 +258,7 @@ def write_report(folder: Path, frame: pd.DataFrame, summary: dict, worst_rows: l
                                     std_column="set_iou_gt_std", min_column="set_iou_gt_min",
                                     clip=(0.0, 1.0)),
                        "IoU against the given masks at each angle.")
-    photometric = photometric_figure({label: perturb},
-                                     figures / "photometric.png")
-    if photometric is not None:
-        doc.heading("Photometric changes")
-        caption = "IoU against masks (top) and consistency IoU (bottom)" if summary["settings"]["masks"] \
-            else "Consistency IoU"
-        doc.figure(photometric, f"{caption} per level, mean ± std over images.")
+    _add_level_figures(doc, figures, label, perturb, bool(summary["settings"]["masks"]))
     if worst_rows:
         doc.heading("Least consistent images")
         truth = ", and the ground truth for images with a mask" if summary["settings"]["masks"] \

@@ -23,7 +23,7 @@ import pandas as pd
 
 from equiseg.analysis.adapters import AdaptedModel, OutputAdapter
 from equiseg.analysis.judgeable import judge_frame
-from equiseg.analysis.perturbations import Perturbation, build_perturbations
+from equiseg.analysis.perturbations import Perturbation
 from equiseg.analysis.summary import summarize
 from equiseg.analysis.sweep import Predictor, SweepImage, make_predictor, run_sweep
 from equiseg.audit.images import AuditImages
@@ -70,8 +70,7 @@ def run_audit(loaded: LoadedModel, images: AuditImages, options: AuditOptions,
               facts: dict) -> AuditResult:
     """Sweep the loaded model over the images and summarise; `facts` (model, weights,
     model_kwargs, seed) go into the summary as they are."""
-    perturbations = build_perturbations(options.perturb, options.angle_step, options.brightness,
-                                        options.contrast, options.noise)
+    perturbations = options.perturbations()
     predict = predictor(loaded, options)
     sides: set[int] = set()
     frame, seconds = _timed_sweep(predict, images, perturbations, options, sides)

@@ -16,12 +16,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from equiseg.analysis.families import REGISTRY, curve_figures
 from equiseg.errors import EquisegError
 from equiseg.io import atomic_path
 
-PHOTOMETRIC = ("brightness", "contrast", "noise")
-PHOTOMETRIC_LABELS = {"brightness": "brightness shift", "contrast": "contrast factor",
-                      "noise": "noise std"}
 DPI = 110
 
 
@@ -142,18 +140,27 @@ def photometric_figure(tables: Mapping[str, pd.DataFrame], path: str | Path,
                        colors: Mapping[str, tuple] | None = None,
                        band_columns: tuple[str, str] = ("set_iou_gt_std",
                                                         "set_iou_consistency_std")) -> Path | None:
-    """IoU against ground truth (top) and consistency IoU (bottom) per photometric perturbation.
+    """`level_figure` of the photometric families (brightness, contrast, noise)."""
+    return level_figure(tables, [f.name for f in curve_figures()["photometric"]], path, colors,
+                        band_columns)
 
-    One column of panels per perturbation found in the tidy perturb tables; None if there is none.
+
+def level_figure(tables: Mapping[str, pd.DataFrame], members: Sequence[str], path: str | Path,
+                 colors: Mapping[str, tuple] | None = None,
+                 band_columns: tuple[str, str] = ("set_iou_gt_std",
+                                                  "set_iou_consistency_std")) -> Path | None:
+    """IoU against ground truth (top) and consistency IoU (bottom) against the level.
+
+    One column of panels per perturbation of `members` found in the tidy perturb tables, titled
+    and labelled by its family's `Plot` (`equiseg.analysis.families`); None if there is none.
     Bands are ± `band_columns` (the std over images by default; the report passes the sd over
     seeds), left out where unknown.
     """
     colors = colors or run_colors(list(tables))
-    present = [p for p in PHOTOMETRIC
-               if any((t["perturbation"] == p).any() for t in tables.values())]
+    present = [p for p in members if any((t["perturbation"] == p).any() for t in tables.values())]
     if not present:
         return None
-    fig = Figure(figsize=(3.6 * len(present), 6.0))
+    fig = Figure(figsize=(3.6 * max(len(present), 1.5), 6.0))
     axes = fig.subplots(2, len(present), squeeze=False)
     rows = (("set_iou_gt_mean", band_columns[0], "IoU vs ground truth"),
             ("set_iou_consistency_mean", band_columns[1], "consistency IoU"))
@@ -170,10 +177,11 @@ def photometric_figure(tables: Mapping[str, pd.DataFrame], path: str | Path,
                 _band(ax, part["level"], part[mean_column], part[std_column], colors[label],
                       clip=(0.0, 1.0))
             ax.grid(alpha=0.3)
+            plot = REGISTRY[perturbation].plot if perturbation in REGISTRY else None
             if row == 0:
-                ax.set_title(perturbation)
+                ax.set_title(plot.title if plot else perturbation)
             else:
-                ax.set_xlabel(PHOTOMETRIC_LABELS[perturbation])
+                ax.set_xlabel(plot.axis if plot else "level")
             if col == 0:
                 ax.set_ylabel(ylabel)
     axes[0][0].legend(fontsize=7)

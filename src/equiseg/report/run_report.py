@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from equiseg.analysis.convergence import CONVERGED_GAIN
-from equiseg.metrics import PSNR_CAP_DB
+from equiseg.analysis.families import curve_figures
 from equiseg.config import Params
+from equiseg.metrics import PSNR_CAP_DB
 from equiseg.report import figures
 from equiseg.report.document import Document
 from equiseg.report.findings import findings_markdown
@@ -25,6 +26,7 @@ from equiseg.report.tables import (
     equivariance_table,
     eval_mode_table,
     flip_table,
+    level_table,
     quarter_turn_table,
     seed_final_epoch_table,
     spread,
@@ -174,6 +176,45 @@ def _add_perturbations(doc: Document, runs: list[RunResults], fig_dir: Path,
                          "over seeds.")
 
 
+def _add_level_curves(doc: Document, runs: list[RunResults], fig_dir: Path,
+                      colors: dict) -> None:
+    """One figure per geometric family drawn against its level (shift, scale: see
+    `equiseg.analysis.families`), all runs on it, and each run's worst level in a table."""
+    tables = {r.label: r.perturb for r in runs if r.perturb is not None}
+    groups = {figure: families for figure, families in curve_figures().items()
+              if all(f.geometric for f in families)}
+    if not tables or not groups:
+        return
+    heading = False
+    for figure, families in groups.items():
+        names = [f.name for f in families]
+        path = figures.level_figure(tables, names, fig_dir / f"{figure}.png", colors=colors,
+                                    band_columns=("set_iou_gt_mean_sd",
+                                                  "set_iou_consistency_mean_sd"))
+        if path is None:
+            continue
+        if not heading:
+            doc.heading(" and ".join(f.plot.title for fs in groups.values() for f in fs)
+                        .capitalize())
+            doc.paragraph("Each validation image is moved (or zoomed), segmented, and the "
+                          "prediction moved back; both are scored only where the round trip kept "
+                          "the image's own content (the valid region, as for rotations). A "
+                          "network with strides or pooling is not equivariant to shifts that "
+                          "are not multiples of its stride, nor is any network to zooms on a "
+                          "pixel grid. " + SEEDS_NOTE)
+            heading = True
+        for family in families:
+            table = level_table(runs, family.name)
+            if table is not None:
+                doc.paragraph(f"*{family.plot.axis.capitalize()}*: each run's worst level, "
+                              "the one with the lowest mean consistency IoU.")
+                doc.table(table[0], bold_best=table[1], floatfmt={"worst level": "g"},
+                          spread=spread(table[0]))
+        doc.figure(path, f"{', '.join(f.plot.axis for f in families).capitalize()}: IoU "
+                         "against ground truth (top) and consistency with the unperturbed "
+                         "prediction, undone (bottom); bands are ± sd over seeds.")
+
+
 def _add_equivariance(doc: Document, runs: list[RunResults]) -> None:
     table = equivariance_table(runs)
     if table is None:
@@ -251,6 +292,7 @@ def build_run_report(params: Params, root: str | Path, out_dir: str | Path) -> P
     _add_training_curves(doc, runs, fig_dir, colors)
     _add_rotation(doc, runs, fig_dir, colors)
     _add_perturbations(doc, runs, fig_dir, colors)
+    _add_level_curves(doc, runs, fig_dir, colors)
     _add_equivariance(doc, runs)
     _add_predictions(doc, runs, params.seeds[0])
     missing = [path for run in runs for path in run.missing]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from equiseg.analysis.convergence import converged, last_quarter_gain
+from equiseg.analysis.families import family_of
 from equiseg.analysis.replicates import SD_SUFFIX, replicate_stats
 from equiseg.report.run_results import RunResults
 
@@ -155,3 +156,28 @@ def flip_table(runs: list[RunResults]) -> tuple[pd.DataFrame, dict] | None:
     if not rows or not frame[figures].notna().any().any():
         return None
     return frame, {c: "max" for c in figures}
+
+
+def level_table(runs: list[RunResults], member: str) -> tuple[pd.DataFrame, dict] | None:
+    """Per run, under one perturbation drawn against its level (shift, scale, ...): the worst
+    level (lowest mean consistency IoU over the levels that change the image), its consistency
+    and IoU against ground truth, and the mean consistency over those levels."""
+    identity = family_of(member).identity
+    rows = []
+    for run in runs:
+        if run.perturb is None:
+            continue
+        part = run.perturb[(run.perturb["perturbation"] == member)
+                           & (run.perturb["level"] != identity)]
+        if part.empty or not part["set_iou_consistency_mean"].notna().any():
+            continue
+        worst = part.loc[part["set_iou_consistency_mean"].idxmin()]
+        rows.append({**_ids(run, part["n"].max()), "worst level": float(worst["level"]),
+                     **_pick(worst, [("consistency IoU at worst", "set_iou_consistency_mean"),
+                                     ("IoU at worst", "set_iou_gt_mean")]),
+                     "mean consistency IoU": float(part["set_iou_consistency_mean"].mean())})
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    return frame, {c: "max" for c in ("consistency IoU at worst", "IoU at worst",
+                                      "mean consistency IoU")}

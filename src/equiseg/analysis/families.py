@@ -1,0 +1,233 @@
+"""The one registry of perturbation families: what each does to an image, how to undo it on the
+prediction, where the undone prediction can be scored, and how the reports draw it.
+
+A family is what `--perturb` names (`rotate`, `flip`, `brightness`, ..., `shift`, `scale`); its
+members are the names its rows carry in a sweep's frame (`flip` has two, `flip_h` and `flip_v`;
+the others one, their own name). The sweep (`equiseg.analysis.perturbations`, `.sweep`), the
+summary, the audit, both reports and the command line read this registry, so a new family is
+one `Family(...)` entry here and its test (plus its level list in `equiseg.config.SweepConfig`
+and `equiseg.audit.options.AuditOptions` when it has one).
+
+A geometric family moves pixels: a perfect model's prediction moves with them, so it is undone
+on the prediction before scoring (equivariance), and scored only where the round trip kept
+content from inside the image. A photometric family leaves the mask where it was: nothing to
+undo, the whole image is scored (invariance). Photometric changes touch only the image's
+footprint, so the padding stays black.
+
+Levels: rotate = degrees counter-clockwise (every `angle_step`); flip = 1 (one level per
+mirror); brightness = a shift added to every channel; contrast = a factor about the image's mean
+grey; noise = the sd of Gaussian noise (fixed per image name); shift = pixels right and down
+(along the diagonal, so both axes; fractions resample bilinearly); scale = a zoom factor about the
+canvas centre (> 1 zooms in). See `equiseg.analysis.warps` for shifts and zooms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from equiseg.analysis.warps import round_trip_valid_for, shift_batch, zoom_batch
+from equiseg.geometry import flip_batch, rotate_batch, round_trip_valid
+
+# forward(images (N, C, S, S), members, levels, footprint (1, S, S), noise (C, S, S) | None)
+Forward = Callable[[Tensor, list[str], list[float], Tensor, Tensor | None], Tensor]
+# inverse(predictions (N, K, S, S), members, levels); valid(footprint, members, levels) -> (N,1,S,S)
+Inverse = Callable[[Tensor, list[str], list[float]], Tensor]
+Valid = Callable[[Tensor, list[str], list[float]], Tensor]
+
+
+@dataclass(frozen=True)
+class Plot:
+    """How the reports draw a family.
+
+    kind: "angle" (a curve over the full turn, the rotation figures), "curve" (IoU and
+    consistency against the level, one panel per member) or "table" (one figure per member, in
+    a table: the flips). Families with the same `figure` share one figure file (`<figure>.png`);
+    `axis` labels the level with its unit, `title` names the panel.
+    """
+
+    kind: str
+    figure: str
+    axis: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Family:
+    """One perturbation family; see the module's docstring."""
+
+    name: str
+    geometric: bool
+    forward: Forward
+    plot: Plot
+    inverse: Inverse | None = None  # None: nothing to undo (photometric)
+    valid: Valid | None = None  # None: the whole footprint
+    setting: str | None = None  # the SweepConfig field and audit option/flag of its levels
+    identity: float | None = None  # the level that changes nothing
+    members: tuple[str, ...] = ()  # () = (name,)
+    fixed_levels: tuple[tuple[str, float], ...] = ()  # (member, level) when it has no setting
+    positive: bool = False  # levels must be > 0
+    levels_from: Callable[[object], list[tuple[str, float]]] | None = field(default=None)
+
+    @property
+    def member_names(self) -> tuple[str, ...]:
+        return self.members or (self.name,)
+
+    def levels(self, value: object = None) -> list[tuple[str, float]]:
+        """(member, level) pairs for the setting's value (a level list, or angle_step)."""
+        if self.levels_from is not None:
+            return self.levels_from(value)
+        if self.setting is None:
+            return list(self.fixed_levels)
+        return [(self.name, float(v)) for v in (value or ())]
+
+    def bad_levels(self, levels: Sequence[float]) -> str | None:
+        """Why these levels cannot be swept (None when they can)."""
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+               for v in levels):
+            return "levels must be finite numbers"
+        if self.positive and any(v <= 0 for v in levels):
+            return "levels must be > 0"
+        return None
+
+
+def rotation_angles(step: float) -> list[float]:
+    """Angles 0, step, 2 step, ... below 360 degrees (72 angles for a step of 5)."""
+    count = math.ceil(360.0 / step - 1e-9)
+    return [round(i * step, 6) for i in range(count)]
+
+
+# -- the transforms ------------------------------------------------------------------------------
+
+def _rotate(x: Tensor, members: list[str], levels: list[float], *_: object) -> Tensor:
+    return rotate_batch(x, levels)
+
+
+def _unrotate(y: Tensor, members: list[str], levels: list[float]) -> Tensor:
+    return rotate_batch(y, [-a for a in levels])
+
+
+def _flip(x: Tensor, members: list[str], levels: list[float], *_: object) -> Tensor:
+    out = x.clone()
+    for axis in ("h", "v"):
+        chosen = [i for i, m in enumerate(members) if m == f"flip_{axis}"]
+        if chosen:
+            out[chosen] = flip_batch(x[chosen], axis)
+    return out
+
+
+def _footprints(footprint: Tensor, members: list[str], levels: list[float]) -> Tensor:
+    return footprint.reshape(1, 1, *footprint.shape[-2:]).expand(len(levels), -1, -1, -1).clone()
+
+
+def _photometric(change: Callable[[Tensor, float, Tensor, Tensor | None], Tensor]) -> Forward:
+    """A forward that applies `change(image, level, inside, noise)` inside the footprint only."""
+    def forward(x: Tensor, members: list[str], levels: list[float], footprint: Tensor,
+                noise: Tensor | None) -> Tensor:
+        out = x.clone()
+        for i, level in enumerate(levels):
+            out[i] = torch.where(footprint, change(x[i], level, footprint, noise).clamp(0.0, 1.0),
+                                 x[i])
+        return out
+    return forward
+
+
+def _contrast(image: Tensor, level: float, inside: Tensor, noise: Tensor | None) -> Tensor:
+    grey = image[inside.expand_as(image)].mean() if inside.any() else image.mean()
+    return (image - grey) * level + grey
+
+
+def _noise(image: Tensor, level: float, inside: Tensor, noise: Tensor | None) -> Tensor:
+    if noise is None:
+        raise ValueError("a noise perturbation needs the image's noise field")
+    return image + level * noise
+
+
+def _shift(x: Tensor, members: list[str], levels: list[float], *_: object) -> Tensor:
+    return shift_batch(x, levels)
+
+
+def _unshift(y: Tensor, members: list[str], levels: list[float]) -> Tensor:
+    return shift_batch(y, [-d for d in levels])
+
+
+def _zoom(x: Tensor, members: list[str], levels: list[float], *_: object) -> Tensor:
+    return zoom_batch(x, levels)
+
+
+def _unzoom(y: Tensor, members: list[str], levels: list[float]) -> Tensor:
+    return zoom_batch(y, [1.0 / f for f in levels])
+
+
+def _round_trip(forward: Forward, inverse: Inverse) -> Valid:
+    def valid(footprint: Tensor, members: list[str], levels: list[float]) -> Tensor:
+        return round_trip_valid_for(footprint, levels, lambda x, v: forward(x, members, v),
+                                    lambda y, v: inverse(y, members, v))
+    return valid
+
+
+# -- the registry, in the order sweeps, tables and reports list families -------------------------
+
+REGISTRY: dict[str, Family] = {family.name: family for family in (
+    Family("rotate", True, _rotate, Plot("angle", "rotation", "rotation angle (degrees)",
+                                         "rotation"),
+           inverse=_unrotate, valid=lambda fp, members, levels: round_trip_valid(fp, levels),
+           setting="angle_step", identity=0.0,
+           levels_from=lambda step: [("rotate", a) for a in rotation_angles(float(step))]),
+    Family("flip", True, _flip, Plot("table", "flip", "mirror", "flip"), inverse=_flip,
+           members=("flip_h", "flip_v"), fixed_levels=(("flip_h", 1.0), ("flip_v", 1.0))),
+    Family("brightness", False, _photometric(lambda image, level, *_: image + level),
+           Plot("curve", "photometric", "brightness shift", "brightness"), setting="brightness",
+           identity=0.0),
+    Family("contrast", False, _photometric(_contrast),
+           Plot("curve", "photometric", "contrast factor", "contrast"), setting="contrast",
+           identity=1.0),
+    Family("noise", False, _photometric(_noise), Plot("curve", "photometric", "noise std", "noise"),
+           setting="noise", identity=0.0),
+    Family("shift", True, _shift,
+           Plot("curve", "shift", "shift (pixels right and down)", "shift"),
+           inverse=_unshift, valid=_round_trip(_shift, _unshift), setting="shift", identity=0.0),
+    Family("scale", True, _zoom, Plot("curve", "scale", "zoom factor (> 1 zooms in)", "scale"),
+           inverse=_unzoom, valid=_round_trip(_zoom, _unzoom), setting="scale", identity=1.0,
+           positive=True),
+)}
+
+
+def family_names() -> tuple[str, ...]:
+    """What `--perturb` accepts, in the registry's order."""
+    return tuple(REGISTRY)
+
+
+def family_of(member: str) -> Family:
+    """The family a frame's perturbation name (`flip_h`, `shift`, ...) belongs to."""
+    for family in REGISTRY.values():
+        if member in family.member_names:
+            return family
+    raise KeyError(f"no perturbation family has a member {member!r}")
+
+
+def member_names(geometric: bool | None = None, kind: str | None = None) -> tuple[str, ...]:
+    """Every member name, optionally only geometric (or photometric) ones, or of one plot kind."""
+    return tuple(m for f in REGISTRY.values()
+                 if (geometric is None or f.geometric == geometric)
+                 and (kind is None or f.plot.kind == kind) for m in f.member_names)
+
+
+def level_settings() -> tuple[str, ...]:
+    """The settings holding level lists (not angle_step): `SweepConfig` and `AuditOptions` fields
+    and `--<setting>` flags of the same name."""
+    return tuple(f.setting for f in REGISTRY.values()
+                 if f.setting is not None and f.levels_from is None)
+
+
+def curve_figures() -> dict[str, list[Family]]:
+    """The families drawn as curves against their level, grouped by figure, in registry order."""
+    groups: dict[str, list[Family]] = {}
+    for family in REGISTRY.values():
+        if family.plot.kind == "curve":
+            groups.setdefault(family.plot.figure, []).append(family)
+    return groups
