@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from equiseg.nn.cyclic import (
     InterpolatedGroupConv2d,
@@ -25,18 +24,12 @@ from equiseg.nn.cyclic import (
 )
 from equiseg.nn.groups import get_group
 from equiseg.nn.layers import GroupNorm, GroupPool
+from tests.test_layers import randomize_
 
 TOL = 1e-5
 CONSTRUCTIONS = [SteerableGroupConv2d, InterpolatedGroupConv2d]
 
 
-def randomize_(module: nn.Module) -> nn.Module:
-    """Random values in every parameter: equivariance at initialisation proves too little."""
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.normal_(0.5, 1.0)
-    return module
 
 
 def exact_elements(group: RotationGroup) -> list[int]:
