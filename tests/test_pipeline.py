@@ -228,3 +228,21 @@ def test_a_default_experiment_has_few_metric_columns(repo):
     columns = metric_columns(repo)
     # 32 for the default four runs: both protocols and the seed's draw are headline figures
     assert len(columns) <= 32, f"{len(columns)} metric columns: {columns}"
+
+
+def test_editing_the_audit_or_the_report_retrains_nothing(repo):
+    """A train stage depends on what training imports and nothing else: an edit under the audit
+    package, the analysis or the report leaves every train stage up to date."""
+    run(["dvc", "repro"], repo)  # up to date after the story; builds it if run alone
+    edited = ["src/equiseg/audit/run.py", "src/equiseg/report/document.py",
+              "src/equiseg/analysis/summary.py"]
+    originals = {name: (repo / name).read_text() for name in edited}
+    try:
+        for name in edited:
+            (repo / name).write_text(originals[name] + "\n# an edit\n")
+        status = run(["dvc", "status"], repo, stdout_only=True)
+        assert "rotation_sweep" in status and "report" in status  # the edits were seen
+        assert "train@" not in status, status
+    finally:
+        for name, text in originals.items():
+            (repo / name).write_text(text)
