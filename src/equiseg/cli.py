@@ -25,6 +25,7 @@ from equiseg.audit.output import check_out
 from equiseg.config import SweepConfig
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from equiseg.errors import EquisegError, exit_on_user_error
+from equiseg.nn.symmetrize import SYMMETRY_GROUPS
 from equiseg.runtime import keep_freed_memory
 
 EXAMPLE = """example:
@@ -155,9 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--foreground-classes", type=_integers, metavar="K[,K...]",
                        help="score a --classes K model as foreground/background: foreground = "
                             "argmax in these classes; masks are then binary (or Leeds)")
-    model.add_argument("--symmetrize", choices=EXACT_GROUPS,
-                       help="also audit the model averaged over p4 (4 rotations) or p4m (and "
-                            "mirrors), side by side with the original")
+    model.add_argument("--symmetrize", choices=SYMMETRY_GROUPS,
+                       help="also audit the model averaged over p4 (4 rotations), p4m (and "
+                            "mirrors) or c8 (8 turns by 45 degrees, the odd ones resampled; "
+                            "square inputs), side by side with the original")
     model.add_argument("--normalise", choices=("imagenet", "none"), default="imagenet",
                        help="input normalisation of pixel values in [0, 1] (default: imagenet)")
     model.add_argument("--mean", type=_numbers, help="per-channel mean, e.g. 0.5,0.5,0.5 "

@@ -19,7 +19,7 @@ from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from equiseg.errors import EquisegError
 from equiseg.nn.symmetrize import SYMMETRY_GROUPS
 
-EXACT_GROUPS = SYMMETRY_GROUPS  # --require-exact: rotations by 90 degrees; p4m also the flips
+EXACT_GROUPS = ("p4", "p4m")  # --require-exact: rotations by 90 degrees; p4m also the flips
 
 
 @dataclass(frozen=True)
@@ -105,9 +105,9 @@ class AuditOptions:
         if len(self.mean) != len(self.std):
             raise EquisegError(f"--mean has {len(self.mean)} values but --std has "
                                f"{len(self.std)}; give one of each per input channel")
-        if self.symmetrize is not None and self.symmetrize not in EXACT_GROUPS:
+        if self.symmetrize is not None and self.symmetrize not in SYMMETRY_GROUPS:
             raise EquisegError(f"--symmetrize {self.symmetrize}: choose "
-                               f"{' or '.join(EXACT_GROUPS)}")
+                               f"{' or '.join(SYMMETRY_GROUPS)}")
         self.judgeability.validate()
 
     def record(self) -> dict:
