@@ -8,9 +8,8 @@ not run, so they are not edges.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import ast
+from pathlib import Path
 
 from tests.test_stage_deps import SRC, imported_modules
 
@@ -42,12 +41,13 @@ def layer_of(module: str) -> int:
 
 
 def type_only_imports(path: Path) -> set[str]:
-    """Modules imported only inside `if TYPE_CHECKING:` blocks of `path`."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
-            found |= {n.module for n in ast.walk(node) if isinstance(n, ast.ImportFrom)}
-    return found
+    """Modules `path` imports only inside `if TYPE_CHECKING:` blocks (never at run time)."""
+    tree = ast.parse(path.read_text())
+    guarded = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+               and getattr(node.test, "id", None) == "TYPE_CHECKING" for n in ast.walk(node)}
+    imports = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+    typed = {n.module for n in imports if id(n) in guarded}
+    return typed - {n.module for n in imports if id(n) not in guarded}
 
 
 def graph() -> dict[str, set[str]]:

@@ -30,6 +30,7 @@ is the measured 45-degree error (benchmarks/layer_equivariance.py).
 
 from __future__ import annotations
 
+import abc
 import math
 import re
 from collections.abc import Callable
@@ -251,7 +252,7 @@ def coefficient_rotation(harmonics: tuple[Harmonic, ...], angle: float) -> Tenso
 # ------------------------------------------------------------------------------------- layers
 
 
-class RotatedFilterConv2d(nn.Module):
+class RotatedFilterConv2d(nn.Module, abc.ABC):
     """Convolution from `in_channels` fibres of `input_order` orientations to `out_channels` fibres
     of |G| orientations; `lifting=True` takes a plain image (input_order 1).
 
@@ -277,9 +278,10 @@ class RotatedFilterConv2d(nn.Module):
                   for h in range(self.input_order)] for g in range(order)]
         self.register_buffer("bank_index", torch.tensor(index).reshape(-1), persistent=False)
 
+    @abc.abstractmethod
     def moved_filters(self) -> Tensor:
-        """(out, in, input_order, |G|, k, k): g . W[o, i, h] for every element g."""
-        raise NotImplementedError
+        """(out, in, input_order, |G|, k, k): g . W[o, i, h] for every element g; each
+        construction (steerable, interpolated) turns its filters its own way."""
 
     def filter_bank(self) -> Tensor:
         """The conv2d weight ((out |G|), (in input_order), k, k)."""
