@@ -13,8 +13,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from equiseg.analysis.inputs import pair_files, read_mask, spread_indices
+from equiseg.analysis.inputs import pair_files, spread_indices
 from equiseg.cli import main
+from equiseg.image_files import read_labels
 
 LEEDS_ZIP = Path(__file__).resolve().parents[2] / "shared" / "leeds" / "leedsbutterfly-256.zip"
 
@@ -272,12 +273,12 @@ def test_user_errors_are_one_line_with_exit_code_2_and_nothing_in_out(case, tmp_
 def test_mask_conventions(tmp_path):
     leeds = np.array([[0, 1, 2, 3]], np.uint8)
     save_labels(tmp_path / "leeds.png", leeds, leeds_palette=True)
-    assert read_mask(tmp_path / "leeds.png", 1).tolist() == [[False, True, False, True]]
+    assert read_labels(tmp_path / "leeds.png", 1).tolist() == [[False, True, False, True]]
     save_labels(tmp_path / "grey.png", np.array([[0, 255, 100, 200]]))
-    assert read_mask(tmp_path / "grey.png", 1).tolist() == [[False, True, False, True]]
+    assert read_labels(tmp_path / "grey.png", 1).tolist() == [[False, True, False, True]]
     save_labels(tmp_path / "ones.png", np.array([[0, 1, 1, 0]]))
-    assert read_mask(tmp_path / "ones.png", 1).tolist() == [[False, True, True, False]]
-    assert read_mask(tmp_path / "leeds.png", 4).tolist() == [[0, 1, 2, 3]]
+    assert read_labels(tmp_path / "ones.png", 1).tolist() == [[False, True, True, False]]
+    assert read_labels(tmp_path / "leeds.png", 4).tolist() == [[0, 1, 2, 3]]
 
 
 def test_masks_can_share_the_image_folder_leeds_style(tmp_path):

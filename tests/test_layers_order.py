@@ -15,7 +15,7 @@ from tests.test_stage_deps import SRC, imported_modules
 
 LAYERS = (
     ("equiseg.errors", "equiseg.io", "equiseg.config", "equiseg.runtime", "equiseg.metrics",
-     "equiseg.geometry"),
+     "equiseg.geometry", "equiseg.image_files"),
     ("equiseg.nn", "equiseg.data"),
     ("equiseg.train",),
     ("equiseg.analysis",),

@@ -3,9 +3,10 @@
 Both produce `SweepImage`s in pixel units [0, 1] on a square canvas with the footprint of the
 image on it, so `equiseg.analysis.sweep` treats them alike. The validation images go through the
 pipeline's own preprocessing (`equiseg.data.transforms`, as in training and evaluation); a folder's
-images are read with Pillow, optionally resized by the pipeline's one resize
-(`equiseg.data.preprocessing`: longest side, masks resized like their image) and centred on a
-canvas whose side is a multiple the model needs.
+images are read by the pipeline's one reader (`equiseg.image_files`), optionally resized by its one
+resize (`equiseg.data.preprocessing`: longest side, masks resized like their image) and centred by
+`on_canvas` on a square canvas whose side is a multiple the model needs (the audit's in-memory
+images too).
 
 Folder masks are matched to images by stem (`<stem>.png` or Leeds-style `<stem>_seg0.png`).
 A palette mask holding only indices 0..3 is read the Leeds way (1 and 3 are foreground); any other
@@ -24,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from equiseg.analysis.sweep import SweepImage
 from equiseg.config import param_error
 from equiseg.data.preprocessing import resize_image, resize_labels, resized_shape
 from equiseg.errors import EquisegError
 from equiseg.geometry import footprint, pad_to_square
+from equiseg.image_files import DataError, image_size, read_labels, read_rgb
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 LEEDS_MASK_SUFFIX = "_seg0"
@@ -60,8 +61,7 @@ def validation_images(rows: pd.DataFrame, image_size: int, pad_size: int,
     items = []
     for index, name in enumerate(dataset.ids):
         image, mask = dataset[index]
-        with Image.open(dataset.images[index]) as original:
-            width, height = original.size
+        width, height = image_size(dataset.images[index])
         inside = footprint(*resized_shape(height, width, image_size), pad_size)
         items.append(SweepImage(str(name), denormalise(image).clamp(0.0, 1.0), inside,
                                 mask > 0.5))
@@ -122,13 +122,13 @@ def pair_files(images: str | Path, masks: str | Path | None = None) -> list[Imag
         mask_by_stem[stem] = path
     entries = []
     for path in image_paths:
-        size = _header_size(path)
+        size = image_size(path)
         if size is None:
             print(f"warning: {path}: not a readable image; skipped", file=sys.stderr)
             continue
         mask = mask_by_stem.get(path.stem)
-        if mask is not None and _header_size(mask) != size:
-            found = _header_size(mask)
+        if mask is not None and image_size(mask) != size:
+            found = image_size(mask)
             found_text = "unreadable" if found is None else f"{found[0]}x{found[1]}"
             raise EquisegError(f"{mask}: mask is {found_text} but its image is {size[0]}x{size[1]}; "
                                "masks must match their image's size")
@@ -137,44 +137,6 @@ def pair_files(images: str | Path, masks: str | Path | None = None) -> list[Imag
         raise EquisegError(f"{images}: holds no readable PNG or JPEG image; pass --images DIR "
                            "with some")
     return entries
-
-
-def _header_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the file's header, or None if it is not an image Pillow can open."""
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except (OSError, SyntaxError, ValueError):
-        return None
-
-
-def read_rgb(path: Path) -> np.ndarray | None:
-    """An RGB uint8 (H, W, 3) array, or None if the file is not a readable image."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB")).copy()
-    except (OSError, SyntaxError, ValueError, UnidentifiedImageError):
-        return None
-
-
-def read_mask(path: Path, classes: int) -> np.ndarray:
-    """Labels (H, W): bool foreground for one class, int64 class indices for several."""
-    try:
-        with Image.open(path) as image:
-            mode = image.mode
-            values = np.asarray(image if mode in ("P", "L", "1", "I", "I;16") else image.convert("L"))
-    except (OSError, SyntaxError, ValueError) as err:
-        raise EquisegError(f"{path}: mask cannot be read ({err}); replace or remove it") from None
-    values = values.astype(np.int64)
-    top = int(values.max()) if values.size else 0
-    if classes > 1:
-        if top >= classes:
-            raise EquisegError(f"{path}: mask holds label {top} but --classes is {classes}; "
-                               "masks must hold class indices 0..K-1")
-        return values
-    if mode == "P" and top <= 3:
-        return np.isin(values, (1, 3))  # the Leeds convention
-    return values > (top // 2 if top > 1 else 0)
 
 
 def canvas_side(height: int, width: int, pad_size: int, multiple: int) -> int:
@@ -191,28 +153,34 @@ def canvas_side(height: int, width: int, pad_size: int, multiple: int) -> int:
 def load_image(entry: ImageFile, classes: int, size: int = 0, pad_size: int = 0,
                multiple: int = 16) -> SweepImage | None:
     """One folder image (and mask) on its canvas; None if the image cannot be read."""
-    rgb = read_rgb(entry.image)
-    if rgb is None:
+    try:
+        rgb = read_rgb(entry.image)
+    except DataError:
         return None
-    labels = None
-    if entry.mask is not None:
-        labels = read_mask(entry.mask, classes)
-        if labels.shape != rgb.shape[:2]:
-            raise EquisegError(f"{entry.mask}: mask is {labels.shape[1]}x{labels.shape[0]} but "
-                               f"its image is {rgb.shape[1]}x{rgb.shape[0]}; masks must match "
-                               "their image's size")
-    if size:  # the pipeline's one resize: masks stay on their images
-        rgb = resize_image(rgb, size)
+    labels = None if entry.mask is None else read_labels(entry.mask, classes)
+    if labels is not None and labels.shape != rgb.shape[:2]:
+        raise EquisegError(f"{entry.mask}: mask is {labels.shape[1]}x{labels.shape[0]} but its "
+                           f"image is {rgb.shape[1]}x{rgb.shape[0]}; masks must match their "
+                           "image's size")
+    return on_canvas(entry.name, rgb, labels, classes, size, pad_size, multiple)
+
+
+def on_canvas(name: str, pixels: np.ndarray, labels: np.ndarray | None, classes: int,
+              size: int = 0, pad_size: int = 0, multiple: int = 16) -> SweepImage:
+    """Pixels (H, W, C: uint8, or floats in [0, 1]) and labels (H, W), resized by the pipeline's
+    one resize if `size` (masks stay on their images) and centred on their square canvas."""
+    if size:
+        pixels = resize_image(pixels, size)
         if labels is not None:
             labels = resize_labels(labels, size, classes)
-    height, width = rgb.shape[:2]
+    height, width = pixels.shape[:2]
     side = canvas_side(height, width, pad_size, multiple)
-    image = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
+    image = torch.from_numpy(np.array(pixels)).permute(2, 0, 1).float()  # a copy: writable
+    image = image / 255.0 if pixels.dtype == np.uint8 else image
     target = None
     if labels is not None:
-        target = pad_to_square(torch.from_numpy(labels).unsqueeze(0), side)
-    return SweepImage(entry.name, pad_to_square(image, side), footprint(height, width, side),
-                      target)
+        target = pad_to_square(torch.from_numpy(np.ascontiguousarray(labels)).unsqueeze(0), side)
+    return SweepImage(name, pad_to_square(image, side), footprint(height, width, side), target)
 
 
 def folder_images(entries: Sequence[ImageFile], classes: int, size: int = 0, pad_size: int = 0,

@@ -2,8 +2,8 @@
 
 Every form becomes the same `SweepImage`s (pixels in [0, 1] on a square canvas, with the image's
 footprint there and its labels, if any) that `equiseg.analysis.sweep` measures. Files go through
-`equiseg.analysis.inputs` (one reader for the audit and the pipeline); pixels in memory go through
-the same resize and canvas, and a uint8 array gives the numbers its PNG file would.
+`equiseg.analysis.inputs` (the pipeline's one reader); pixels in memory go through the same resize
+and canvas (`on_canvas`), and a uint8 array gives the numbers its PNG file would.
 
 Convention: a tensor is (B, C, H, W) or (C, H, W), channels first as torch has them; a NumPy array
 is (H, W, C) or (B, H, W, C), channels last as Pillow and OpenCV have them. Floats lie in [0, 1];
@@ -22,12 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from equiseg.analysis.inputs import ImageFile, canvas_side, load_image, pair_files, spread_indices
+from equiseg.analysis.inputs import ImageFile, load_image, on_canvas, pair_files, spread_indices
 from equiseg.analysis.sweep import SweepImage
 from equiseg.audit.options import AuditOptions
-from equiseg.data.preprocessing import resize_image, resize_labels
 from equiseg.errors import EquisegError
-from equiseg.geometry import footprint, pad_to_square
 
 
 @dataclass
@@ -155,24 +153,8 @@ def _array_images(images: Any, masks: Any, options: AuditOptions) -> AuditImages
     if not pixels:
         raise EquisegError("images: none given; pass at least one image")
     chosen = spread_indices(len(pixels), options.max_images, 0)
-    items = {f"image{i}": on_canvas(f"image{i}", pixels[i], labels[i], options) for i in chosen}
+    items = {f"image{i}": on_canvas(f"image{i}", pixels[i], labels[i], options.mask_classes,
+                                     options.size, options.pad_size, options.multiple)
+             for i in chosen}
     return AuditImages(list(items), f"{len(pixels)} in-memory image(s)",
                        None if masks is None else "in-memory masks", items.get)
-
-
-def on_canvas(name: str, pixels: np.ndarray, labels: np.ndarray | None,
-              options: AuditOptions) -> SweepImage:
-    """Pixels (H, W, C) and labels (H, W) resized and centred on their canvas, as
-    `equiseg.analysis.inputs.load_image` places a file's."""
-    if options.size:  # the pipeline's one resize: masks stay on their images
-        pixels = resize_image(pixels, options.size)
-        if labels is not None:
-            labels = resize_labels(labels, options.size, options.mask_classes)
-    height, width = pixels.shape[:2]
-    side = canvas_side(height, width, options.pad_size, options.multiple)
-    image = torch.from_numpy(np.array(pixels)).permute(2, 0, 1).float()  # a copy: writable
-    image = image / 255.0 if pixels.dtype == np.uint8 else image
-    target = None
-    if labels is not None:
-        target = pad_to_square(torch.from_numpy(np.ascontiguousarray(labels)).unsqueeze(0), side)
-    return SweepImage(name, pad_to_square(image, side), footprint(height, width, side), target)

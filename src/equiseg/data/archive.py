@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
-from equiseg.data.layout import DataError
 from equiseg.errors import EquisegError
+from equiseg.image_files import DataError
 
 if TYPE_CHECKING:
     from typing import Self

@@ -3,32 +3,26 @@
 `<raw>/images/<id>.png` (RGB) and `<raw>/segmentations/<id>_seg0.png`: a palette PNG (mode "P")
 whose *indices* carry the label. Leeds uses indices 0..3 and counts 1 and 3 as foreground; its
 palette paints index 2 red, so any reader that expands the palette (OpenCV does) and calls
-"non-zero" foreground gets the masks wrong. `read_leeds_mask` is the single place masks are read.
+"non-zero" foreground gets the masks wrong. Files are read by `equiseg.image_files`, the one reader
+of images and masks (the audit's too), which holds that rule.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import BinaryIO
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from equiseg.errors import EquisegError
+from equiseg.image_files import DataError, read_leeds_mask, read_rgb
 
 IMAGES_DIR = "images"
 MASKS_DIR = "segmentations"
 ID_PATTERN = re.compile(r"^\d{7}$")
-FOREGROUND_INDICES = (1, 3)
-MAX_MASK_INDEX = 3
 # The dataset's own palette: 0 black, 1 white, 2 red, 3 green (the rest black).
 LEEDS_PALETTE = [0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 255, 0] + [0, 0, 0] * 252
-
-
-class DataError(EquisegError):
-    """A data file is missing, corrupt or holds values it must not; the message names the file."""
 
 
 def species_of(image_id: str) -> str:
@@ -44,43 +38,10 @@ def mask_path(raw_dir: str | Path, image_id: str) -> Path:
     return Path(raw_dir) / MASKS_DIR / f"{image_id}_seg0.png"
 
 
-def read_leeds_mask(path: str | Path | BinaryIO, name: str | None = None) -> np.ndarray:
-    """Foreground of a Leeds mask as a bool (H, W) array: palette indices 1 and 3, nothing else.
-
-    Reads the raw indices with Pillow (never the expanded colours). `name` is what error
-    messages call the file (default: the path).
-    """
-    name = name or str(path)
-    try:
-        with Image.open(path) as image:
-            mode = image.mode
-            indices = np.array(image)
-    except (OSError, SyntaxError, ValueError) as err:  # UnidentifiedImageError is an OSError
-        kind = "is not an image" if isinstance(err, UnidentifiedImageError) else "cannot be decoded"
-        raise DataError(f"{name}: mask {kind} ({err}); replace the file or re-run the "
-                        "download stage") from None
-    if mode not in ("P", "L"):
-        raise DataError(f"{name}: mask has image mode {mode!r}, expected a palette PNG (mode 'P') "
-                        "holding label indices 0..3")
-    if indices.size and int(indices.max()) > MAX_MASK_INDEX:
-        raise DataError(f"{name}: mask holds index {int(indices.max())}, "
-                        f"expected only 0..{MAX_MASK_INDEX}")
-    return np.isin(indices, FOREGROUND_INDICES)
-
-
-def read_image(path: str | Path, name: str | None = None) -> np.ndarray:
-    """An RGB uint8 (H, W, 3) image, decoded with OpenCV."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataError(f"{name or path}: image cannot be read or decoded; "
-                        "get an undamaged copy or re-run the download stage")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def read_pair(image_file: str | Path, mask_file: str | Path, image_name: str | None = None,
               mask_name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """An RGB image and its bool mask, checked to have the same height and width."""
-    image = read_image(image_file, image_name)
+    image = read_rgb(image_file, image_name)
     mask = read_leeds_mask(mask_file, mask_name)
     if image.shape[:2] != mask.shape:
         raise DataError(f"{mask_name or mask_file}: mask is {mask.shape[1]}x{mask.shape[0]} but "

@@ -17,7 +17,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from equiseg.data.archive import ArchiveSource, check_free_space, ensure_dirs
-from equiseg.data.layout import IMAGES_DIR, MASKS_DIR, DataError, image_path, mask_path, read_pair
+from equiseg.data.layout import IMAGES_DIR, MASKS_DIR, image_path, mask_path, read_pair
+from equiseg.image_files import DataError
 
 IMAGE_MEMBER = re.compile(r"(?:^|/)images/(\d{7})\.png$", re.IGNORECASE)
 MASK_MEMBER = re.compile(r"(?:^|/)segmentations/(\d{7})_seg\d+\.png$", re.IGNORECASE)

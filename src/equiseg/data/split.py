@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from equiseg.data.layout import DataError, image_path, list_pair_ids, mask_path, species_of
+from equiseg.data.layout import image_path, list_pair_ids, mask_path, species_of
+from equiseg.image_files import DataError
 
 
 def assign_splits(ids: list[str], val_fraction: float, seed: int) -> dict[str, str]:
