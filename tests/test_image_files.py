@@ -1,0 +1,47 @@
+"""One reader of images and masks for the pipeline and the audit (`equiseg.image_files`)."""
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from equiseg.analysis.inputs import ImageFile, load_image
+from equiseg.image_files import DataError, read_labels, read_leeds_mask, read_rgb
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "equiseg"
+DECODERS = re.compile(r"cv2\.imread\(|cv2\.imdecode\(|Image\.open\(")
+
+
+def test_no_module_but_image_files_decodes_a_file():
+    decoding = sorted(str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
+                      if p.name != "image_files.py" and DECODERS.search(p.read_text()))
+    assert not decoding, f"decode images through equiseg.image_files, not in: {decoding}"
+
+
+def test_grey_alpha_and_16_bit_files_all_read_as_rgb_uint8(tmp_path):
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    cv2.imwrite(str(tmp_path / "grey.png"), grey)
+    cv2.imwrite(str(tmp_path / "wide.png"), grey.astype(np.uint16) * 257)
+    Image.fromarray(np.dstack([grey] * 3 + [np.full_like(grey, 7)]), "RGBA").save(tmp_path / "a.png")
+    for name in ("grey.png", "wide.png", "a.png"):
+        rgb = read_rgb(tmp_path / name)
+        assert rgb.dtype == np.uint8 and rgb.shape == (3, 4, 3), name
+        np.testing.assert_array_equal(rgb[..., 1], grey, err_msg=name)
+
+
+def test_an_unreadable_image_is_an_error_naming_it_and_the_audit_skips_it(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="broken.png: image cannot be read"):
+        read_rgb(tmp_path / "broken.png")
+    assert load_image(ImageFile("broken", tmp_path / "broken.png", None), classes=1) is None
+
+
+def test_the_leeds_rule_is_the_same_for_the_pipeline_and_a_users_mask(tmp_path):
+    image = Image.fromarray(np.array([[0, 1, 2, 3]], dtype=np.uint8), "P")
+    image.putpalette([0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 255, 0])
+    image.save(tmp_path / "m.png")
+    np.testing.assert_array_equal(read_leeds_mask(tmp_path / "m.png"), [[False, True, False, True]])
+    np.testing.assert_array_equal(read_labels(tmp_path / "m.png", 1), [[False, True, False, True]])
