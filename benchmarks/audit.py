@@ -2,8 +2,9 @@
 
     python benchmarks/audit.py [--images DIR] [--models gunet gunet_4level] [--repeats 1]
 
-The default audit is the command a user types first: native size, rotations every 5 degrees (73
-forward passes per image with the unturned one), random weights (the rate does not depend on
+The default audit is the command a user types first: native size, every perturbation family at
+its default levels (rotations every 5 degrees, flips, photometric changes, shifts, zooms: 96
+forward passes per image with the unchanged one), random weights (the rate does not depend on
 them). Each model runs in a fresh process with glibc as it comes (`EQUISEG_MALLOC=default`) and
 with `equiseg.runtime.keep_freed_memory`; the table gives the median images/s, user and system CPU
 seconds, and the rate of the forward passes in GFLOP/s (FLOPs counted by torch at the image's
@@ -22,8 +23,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-ANGLE_STEP = 5.0
 
 
 def audit_command(model: str, images: Path, out: Path, *extra: str) -> list[str]:
@@ -44,21 +43,23 @@ def timed(command: list[str], allocator: str) -> dict[str, float]:
 
 
 def forward_gflop(model: str, images: Path) -> float:
-    """GFLOP of the forward passes of the default rotation audit over every image of `images`."""
+    """GFLOP of the forward passes of the default audit over every image of `images`."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from equiseg.analysis.inputs import canvas_side, pair_files
+    from equiseg.audit.options import AuditOptions
     from equiseg.image_files import image_size
     from equiseg.nn.models import build_model
 
     net, total = build_model(model).eval(), 0.0
+    passes = 1 + sum(not p.is_identity for p in AuditOptions().perturbations())
     for entry in pair_files(images):
         width, height = image_size(entry.image)
         side = canvas_side(height, width, 0, 16)
         with torch.inference_mode(), FlopCounterMode(display=False) as counter:
             net(torch.zeros(1, 3, side, side))
-        total += counter.get_total_flops() * (360 / ANGLE_STEP + 1)
+        total += counter.get_total_flops() * passes
     return total / 1e9
 
 
@@ -91,7 +92,7 @@ def main() -> None:
                       f"{gflop / median['wall s']:>8.1f}", flush=True)
         one = scratch / "one"
         one.mkdir()
-        first = sorted(images.iterdir())[0]
+        first = min(images.iterdir())
         (one / first.name).write_bytes(first.read_bytes())
         fixed = [timed(audit_command("unet", one, scratch / f"fixed{i}", "--size", "32",
                                      "--angle-step", "90"), "tuned")["wall s"]
