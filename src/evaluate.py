@@ -16,7 +16,7 @@ from __future__ import annotations
 import pandas as pd
 
 from equiseg.analysis.replicates import headline_metrics, replicate_stats
-from equiseg.config import load_params, run_name, stage_parser
+from equiseg.config import load_params, params_keys, run_name, stage_parser
 from equiseg.data.datasets import load_split
 from equiseg.errors import EquisegError, exit_on_user_error
 from equiseg.io import write_csv, write_json
@@ -34,6 +34,7 @@ HEADLINE = ("val_iou", "val_iou_seed", "val_iou_seed_draw")  # the rest: plots/e
 
 
 @exit_on_user_error
+@params_keys(device="train.device")
 def main(argv: list[str] | None = None) -> None:
     keep_freed_memory()
     args = stage_parser(__doc__).parse_args(argv)

@@ -10,7 +10,14 @@ import dataclasses
 
 import pandas as pd
 
-from equiseg.config import AUGMENT_NAMES, check_choice, load_params, run_name, stage_parser
+from equiseg.config import (
+    AUGMENT_NAMES,
+    check_choice,
+    load_params,
+    params_keys,
+    run_name,
+    stage_parser,
+)
 from equiseg.data.datasets import SegmentationDataset, load_split
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from equiseg.data.transforms import build_transform
@@ -32,6 +39,7 @@ from equiseg.train.seeding import seed_everything
 
 
 @exit_on_user_error
+@params_keys(device="train.device", batch_size="train.batch_size")
 def main(argv: list[str] | None = None) -> None:
     keep_freed_memory()
     parser = stage_parser(__doc__)

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from equiseg.config import ConfigError, TrainConfig, parse_params
+from equiseg.config import TrainConfig, parse_params
+from equiseg.errors import InvalidValue
 from equiseg.nn.models import build_model
 from equiseg.train import devices
 from equiseg.train.checkpoints import (
@@ -206,14 +207,14 @@ def test_bf16_cpu_training_is_mixed_precision_and_still_deterministic():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_asking_for_a_missing_gpu_names_the_key():
-    with pytest.raises(ConfigError, match="train.device"):
+def test_asking_for_a_missing_gpu_names_the_argument():
+    with pytest.raises(InvalidValue, match="'device' is 'cuda'"):
         select_device("cuda")
 
 
 def test_global_batch_must_split_evenly_over_processes():
     assert per_process_batch_size(16, 2) == 8
-    with pytest.raises(ConfigError, match="train.batch_size"):
+    with pytest.raises(InvalidValue, match="'batch_size' is 16"):
         per_process_batch_size(16, 3)
 
 

@@ -8,15 +8,18 @@ message that names the key, what was wrong and the allowed values, before any wo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from equiseg.errors import EquisegError
+from equiseg import errors
+from equiseg.errors import EquisegError, InvalidValue, describe_value
 
 # The architecture of each named model: the one place it is written. `build_model(name)` uses it
 # as is; params.yaml's `architectures` section starts from it (conf/config.yaml repeats it so that
@@ -57,8 +60,20 @@ class ConfigError(EquisegError):
 
 def param_error(key: str, problem: str, allowed: str = "") -> ConfigError:
     """The one format of a parameter error: `params: 'key' <problem> (allowed: ...)`."""
-    hint = f" (allowed: {allowed})" if allowed else ""
-    return ConfigError(f"params: '{key}' {problem}{hint}")
+    return ConfigError(f"params: {describe_value(key, problem, allowed)}")
+
+
+@contextlib.contextmanager
+def params_keys(**keys: str) -> Iterator[None]:
+    """Name the params.yaml key behind a value the library refuses: an `InvalidValue` about the
+    argument `name` becomes a parameter error about `keys[name]`; others pass unchanged. Also a
+    decorator: `@params_keys(device="train.device")` on a stage's `main`."""
+    try:
+        yield
+    except InvalidValue as err:
+        if err.name not in keys:
+            raise
+        raise param_error(keys[err.name], err.problem, err.allowed) from None
 
 
 def _fail(key: str, problem: str, allowed: str = "") -> None:
@@ -72,8 +87,8 @@ def run_name(model: str, augment: str, seed: int | None = None) -> str:
 
 
 def check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        _fail(key, f"is {value!r}", ", ".join(allowed))
+    with params_keys(**{key: key}):
+        errors.check_choice(key, value, allowed)
 
 
 def check_positive(key: str, value: Any, kind: type = int) -> None:

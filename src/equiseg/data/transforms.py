@@ -36,7 +36,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from equiseg.config import AUGMENT_NAMES, BORDERS, FullAugmentConfig, check_choice
+from equiseg.config import AUGMENT_NAMES, BORDERS, FullAugmentConfig
 from equiseg.data.preprocessing import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -45,6 +45,7 @@ from equiseg.data.preprocessing import (
     resize_image,
     resize_mask,
 )
+from equiseg.errors import check_choice
 
 _BORDER_MODES = {"reflect_101": cv2.BORDER_REFLECT_101, "constant": cv2.BORDER_CONSTANT}
 
@@ -63,7 +64,7 @@ def _photometric(name: str, full: dict) -> list[A.BasicTransform]:
 def _geometric(name: str, full: dict) -> list[A.BasicTransform]:
     if name == "minimal":
         return []
-    check_choice("full_augment.rotate_border", full["rotate_border"], BORDERS)
+    check_choice("rotate_border", full["rotate_border"], BORDERS)
     border = _BORDER_MODES[full["rotate_border"]]
     return [A.SafeRotate(limit=full["rotate_limit"], border_mode=border, fill=0, fill_mask=0,
                          interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_LINEAR,

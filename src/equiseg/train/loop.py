@@ -25,8 +25,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from equiseg.config import Params, param_error
-from equiseg.errors import EquisegError
+from equiseg.config import Params
+from equiseg.errors import EquisegError, InvalidValue
 from equiseg.train.checkpoints import file_sha256, load_checkpoint, save_checkpoint
 from equiseg.train.devices import autocast, memory_format, pin_memory, use_bf16, use_channels_last
 from equiseg.train.distributed import SINGLE_PROCESS, DistContext
@@ -72,8 +72,8 @@ class TrainResult:
 def per_process_batch_size(batch_size: int, world_size: int) -> int:
     """train.batch_size is the global batch; each of `world_size` processes takes an equal part."""
     if batch_size % world_size:
-        raise param_error("train.batch_size", f"is {batch_size}, which {world_size} processes "
-                          "cannot share equally", f"a multiple of {world_size}")
+        raise InvalidValue("batch_size", f"is {batch_size}, which {world_size} processes "
+                           "cannot share equally", f"a multiple of {world_size}")
     return batch_size // world_size
 
 
