@@ -10,20 +10,14 @@ import dataclasses
 
 import pandas as pd
 
-from equiseg.config import (
-    AUGMENT_NAMES,
-    check_choice,
-    load_params,
-    params_keys,
-    run_name,
-    stage_parser,
-)
+from equiseg.config import check_choice, load_params, params_keys, stage_parser
 from equiseg.data.datasets import SegmentationDataset, load_split
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
-from equiseg.data.transforms import build_transform
+from equiseg.data.transforms import AUGMENT_NAMES, build_transform
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_csv, write_json
 from equiseg.nn.models import build_model, save_trained
+from equiseg.runs import run_name
 from equiseg.runtime import keep_freed_memory
 from equiseg.train.checkpoints import checkpoint_path, run_fingerprint
 from equiseg.train.distributed import distributed_session

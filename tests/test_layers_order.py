@@ -14,8 +14,8 @@ from pathlib import Path
 from tests.test_stage_deps import SRC, imported_modules
 
 LAYERS = (
-    ("equiseg.errors", "equiseg.io", "equiseg.config", "equiseg.runtime", "equiseg.metrics",
-     "equiseg.geometry"),
+    ("equiseg.errors", "equiseg.io", "equiseg.config", "equiseg.runs", "equiseg.runtime",
+     "equiseg.metrics", "equiseg.geometry"),
     ("equiseg.nn", "equiseg.data"),
     ("equiseg.train",),
     ("equiseg.analysis",),

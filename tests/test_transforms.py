@@ -10,8 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from equiseg.config import FullAugmentConfig
-from equiseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform, denormalise
+from equiseg.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    FullAugmentConfig,
+    build_transform,
+    denormalise,
+)
 from equiseg.errors import InvalidValue
 
 

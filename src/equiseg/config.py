@@ -19,6 +19,8 @@ from typing import Any
 import yaml
 
 from equiseg import errors
+from equiseg.data.synthetic import ORIENTATIONS
+from equiseg.data.transforms import AUGMENT_NAMES, BORDERS, FullAugmentConfig
 from equiseg.errors import EquisegError, InvalidValue, describe_value
 
 # The architecture of each named model: the one place it is written. `build_model(name)` uses it
@@ -43,15 +45,11 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 MODEL_NAMES = tuple(MODEL_PRESETS)
 GROUP_NAMES = ("trivial", "p4", "p4m", "c8", "d8")
 PERMUTATION_GROUPS = ("trivial", "p4", "p4m")  # the four-level skeleton's (no steerable layers)
-AUGMENT_NAMES = ("minimal", "full")
 DATA_SOURCES = ("synthetic", "leeds")
-ORIENTATIONS = ("upright", "uniform")
 GROUP_POOLS = ("mean", "max")
 SKELETONS = ("seed", "four_level")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 SCHEDULES = ("constant", "onecycle")
-ROT90_PROTOCOLS = ("uniform", "seed")
-BORDERS = ("reflect_101", "constant")
 
 
 class ConfigError(EquisegError):
@@ -78,12 +76,6 @@ def params_keys(**keys: str) -> Iterator[None]:
 
 def _fail(key: str, problem: str, allowed: str = "") -> None:
     raise param_error(key, problem, allowed)
-
-
-def run_name(model: str, augment: str, seed: int | None = None) -> str:
-    """How a trained run is named in files: `unet-minimal` over all seeds, `unet-minimal-seed0`
-    for one replicate."""
-    return f"{model}-{augment}" if seed is None else f"{model}-{augment}-seed{seed}"
 
 
 def check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -271,35 +263,20 @@ class EvaluateConfig:
         check_seed("evaluate.rot90_seed", self.rot90_seed)
 
 
-@dataclass(frozen=True)
-class FullAugmentConfig:
-    """The `full` augmentation, with the seed's albumentations 1.x defaults: ColorJitter(0.2, 0.2,
-    0.2, 0.2), RandomBrightnessContrast(0.2, 0.2) and SafeRotate(90, reflect-101 border), each
-    applied with probability `p`. Rotation happens on the square canvas, so x and y scale alike."""
-
-    jitter_brightness: float = 0.2
-    jitter_contrast: float = 0.2
-    jitter_saturation: float = 0.2
-    jitter_hue: float = 0.2
-    brightness_limit: float = 0.2
-    contrast_limit: float = 0.2
-    rotate_limit: float = 90.0
-    rotate_border: str = "reflect_101"
-    p: float = 0.5
-
-    def validate(self) -> None:
-        for key in ("jitter_brightness", "jitter_contrast", "jitter_saturation", "jitter_hue",
-                    "brightness_limit", "contrast_limit", "rotate_limit", "p"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                _fail(f"full_augment.{key}", f"is {value!r}", "a number >= 0")
-        if self.jitter_hue > 0.5:
-            _fail("full_augment.jitter_hue", f"is {self.jitter_hue}", "a number in [0, 0.5]")
-        if self.p > 1:
-            _fail("full_augment.p", f"is {self.p}", "a probability in [0, 1]")
-        if self.rotate_limit > 180:
-            _fail("full_augment.rotate_limit", f"is {self.rotate_limit}", "degrees in [0, 180]")
-        check_choice("full_augment.rotate_border", self.rotate_border, BORDERS)
+def validate_full_augment(full: FullAugmentConfig) -> None:
+    """`full_augment`: every strength a number >= 0, `p` a probability, a known border."""
+    for key in ("jitter_brightness", "jitter_contrast", "jitter_saturation", "jitter_hue",
+                "brightness_limit", "contrast_limit", "rotate_limit", "p"):
+        value = getattr(full, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            _fail(f"full_augment.{key}", f"is {value!r}", "a number >= 0")
+    if full.jitter_hue > 0.5:
+        _fail("full_augment.jitter_hue", f"is {full.jitter_hue}", "a number in [0, 0.5]")
+    if full.p > 1:
+        _fail("full_augment.p", f"is {full.p}", "a probability in [0, 1]")
+    if full.rotate_limit > 180:
+        _fail("full_augment.rotate_limit", f"is {full.rotate_limit}", "degrees in [0, 180]")
+    check_choice("full_augment.rotate_border", full.rotate_border, BORDERS)
 
 
 @dataclass(frozen=True)
@@ -392,7 +369,7 @@ class Params:
             check_choice("architectures", name, MODEL_NAMES)
             arch.validate(f"architectures.{name}")
         self.data.validate()
-        self.full_augment.validate()
+        validate_full_augment(self.full_augment)
         self.train.validate()
         self.evaluate.validate()
         self.sweep.validate()

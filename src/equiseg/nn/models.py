@@ -29,11 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from equiseg.config import MODEL_PRESETS, run_name
+from equiseg.config import MODEL_PRESETS
 from equiseg.errors import EquisegError
 from equiseg.nn.blocks import ResConvBlock
 from equiseg.nn.groups import get_group, get_network_group
 from equiseg.nn.layers import GroupPool, ResidualBlock, group_conv
+from equiseg.runs import run_name
 
 
 class InputSizeError(EquisegError, ValueError):
