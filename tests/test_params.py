@@ -83,9 +83,17 @@ def test_a_library_refusal_reaches_the_user_under_its_params_key():
 
 
 def test_conf_architectures_are_the_library_presets(tmp_path):
-    """One architecture per model name: conf/ repeats MODEL_PRESETS (so -S reaches it) exactly."""
-    from equiseg.config import MODEL_PRESETS
+    """The presets are written once, in equiseg/nn/presets.py; conf/config.yaml repeats them (so
+    that -S reaches them) line for line, and a failure prints the lines to paste."""
+    from equiseg.nn.presets import MODEL_PRESETS
 
+    lines = ["  " + name + ": {" + ", ".join(
+        f"{key}: {list(value) if isinstance(value, tuple) else value}"
+        for key, value in arch.items()) + "}" for name, arch in MODEL_PRESETS.items()]
+    conf = (ROOT / "conf" / "config.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(conf) if line.startswith("architectures:")) + 1
+    assert conf[start:start + len(lines)] == lines, (
+        "conf/config.yaml's architectures should read:\n" + "\n".join(lines))
     composed = compose(tmp_path)["architectures"]
     assert {name: {**arch, "filters": tuple(arch["filters"])} for name, arch in composed.items()} \
         == MODEL_PRESETS

@@ -22,32 +22,16 @@ from equiseg import errors
 from equiseg.data.synthetic import ORIENTATIONS
 from equiseg.data.transforms import AUGMENT_NAMES, BORDERS, FullAugmentConfig
 from equiseg.errors import EquisegError, InvalidValue, describe_value
+from equiseg.nn.presets import (
+    GROUP_NAMES,
+    GROUP_POOLS,
+    MODEL_NAMES,
+    MODEL_PRESETS,
+    PERMUTATION_GROUPS,
+    SKELETONS,
+)
 
-# The architecture of each named model: the one place it is written. `build_model(name)` uses it
-# as is; params.yaml's `architectures` section starts from it (conf/config.yaml repeats it so that
-# `-S architectures.unet.filters=...` needs no `+`, and a test checks the two agree).
-MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    "unet": {"skeleton": "seed", "group": "trivial", "filters": (32, 32, 64, 64),
-             "norm_groups": 4, "group_pool": "mean"},
-    "gunet": {"skeleton": "seed", "group": "p4", "filters": (16, 16, 32, 32),
-              "norm_groups": 4, "group_pool": "mean"},
-    "gunet_p4m": {"skeleton": "seed", "group": "p4m", "filters": (12, 12, 24, 24),
-                  "norm_groups": 4, "group_pool": "mean"},
-    "gunet_c8": {"skeleton": "seed", "group": "c8", "filters": (12, 12, 28, 28),
-                 "norm_groups": 4, "group_pool": "mean"},
-    "gunet_d8": {"skeleton": "seed", "group": "d8", "filters": (8, 8, 20, 20),
-                 "norm_groups": 4, "group_pool": "mean"},
-    "unet_4level": {"skeleton": "four_level", "group": "trivial", "filters": (32, 32, 64, 64),
-                    "norm_groups": 8, "group_pool": "mean"},
-    "gunet_4level": {"skeleton": "four_level", "group": "p4", "filters": (16, 16, 32, 32),
-                     "norm_groups": 8, "group_pool": "mean"},
-}
-MODEL_NAMES = tuple(MODEL_PRESETS)
-GROUP_NAMES = ("trivial", "p4", "p4m", "c8", "d8")
-PERMUTATION_GROUPS = ("trivial", "p4", "p4m")  # the four-level skeleton's (no steerable layers)
 DATA_SOURCES = ("synthetic", "leeds")
-GROUP_POOLS = ("mean", "max")
-SKELETONS = ("seed", "four_level")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 SCHEDULES = ("constant", "onecycle")
 
