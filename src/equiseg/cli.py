@@ -1,7 +1,7 @@
 """The `equiseg` command line: `equiseg audit` (also `python -m equiseg audit`).
 
-Defaults come from `equiseg.config.SweepConfig`, so the command and the rotation_sweep stage
-sweep the same angles and levels unless told otherwise.
+Defaults come from `equiseg.analysis.sweep_settings.SweepConfig`, so the command and the
+rotation_sweep stage sweep the same angles and levels unless told otherwise.
 
 Exit codes: 0 done (and every gate passed); 1 a gate (`--fail-under`, `--require-exact`) failed,
 with one line on stderr naming what; 2 bad input, with one `error:` line on stderr.
@@ -18,11 +18,11 @@ from equiseg import __version__
 from equiseg.analysis.families import REGISTRY, family_names, level_settings
 from equiseg.analysis.judgeable import JUDGEABLE_MAX_SHARE, JUDGEABLE_MIN_SHARE
 from equiseg.analysis.summary import GATE_METRICS
+from equiseg.analysis.sweep_settings import SweepConfig
 from equiseg.audit.api import audit_with
 from equiseg.audit.gates import GateSpec, check_gates, gate_failures
 from equiseg.audit.options import EXACT_GROUPS, AuditOptions
 from equiseg.audit.output import check_out
-from equiseg.config import SweepConfig
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from equiseg.errors import EquisegError, exit_on_user_error
 from equiseg.nn.symmetrize import SYMMETRY_GROUPS

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from equiseg import errors
+from equiseg.analysis.sweep_settings import SweepConfig
 from equiseg.data.synthetic import ORIENTATIONS
 from equiseg.data.transforms import AUGMENT_NAMES, BORDERS, FullAugmentConfig
 from equiseg.errors import EquisegError, InvalidValue, describe_value
@@ -263,58 +264,35 @@ def validate_full_augment(full: FullAugmentConfig) -> None:
     check_choice("full_augment.rotate_border", full.rotate_border, BORDERS)
 
 
-@dataclass(frozen=True)
-class SweepConfig:
-    """The perturbation sweeps of the rotation_sweep stage (and the defaults of `equiseg audit`)."""
-
-    angle_step: float = 5.0
-    image_index: int = 0
-    batch_size: int = 16
-    flips: bool = True
-    brightness: tuple[float, ...] = (-0.4, -0.2, 0.0, 0.2, 0.4)
-    contrast: tuple[float, ...] = (0.4, 0.7, 1.0, 1.3, 1.6)
-    noise: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
-    # pixels right and down (whole and fractional); zoom factors about the centre (> 1 zooms in)
-    shift: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0, 4.5, 8.0)
-    scale: tuple[float, ...] = field(default=(0.8, 0.9, 1.0, 1.1, 1.25),
-                                     metadata={"positive": True})
-    max_images: int = 0  # 0 = the whole validation set
-    gif: bool = True
-    samples: int = 4  # validation images in the sample grid
-    # "exactly equivariant": every raw output within exact_atol + exact_rtol * (largest |raw
-    # output|) of the reference's, for every image (judged on logits, not thresholded masks)
-    exact_atol: float = 1e-4
-    exact_rtol: float = 1e-4
-    channels_last: bool = True  # NHWC inference: faster for our U-Nets on CPU and GPU
-
-    def validate(self) -> None:
-        check_positive("sweep.angle_step", self.angle_step, float)
-        if self.angle_step > 360:
-            _fail("sweep.angle_step", f"is {self.angle_step}", "a number in (0, 360]")
-        if not isinstance(self.image_index, int) or self.image_index < 0:
-            _fail("sweep.image_index", f"is {self.image_index!r}", "a whole number >= 0")
-        check_positive("sweep.batch_size", self.batch_size)
-        if not isinstance(self.max_images, int) or self.max_images < 0:
-            _fail("sweep.max_images", f"is {self.max_images!r}", "0 (all) or a positive count")
-        if not isinstance(self.samples, int) or self.samples < 0:
-            _fail("sweep.samples", f"is {self.samples!r}", "a whole number >= 0")
-        check_positive("sweep.exact_atol", self.exact_atol, float)
-        if (isinstance(self.exact_rtol, bool) or not isinstance(self.exact_rtol, (int, float))
-                or not 0 <= self.exact_rtol < 1):
-            _fail("sweep.exact_rtol", f"is {self.exact_rtol!r}", "a number in [0, 1)")
-        for f in dataclasses.fields(self):  # every level list (one per perturbation family)
-            if f.type != "tuple[float, ...]":
-                continue
-            levels = getattr(self, f.name)
-            if isinstance(levels, (str, int, float)) or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                    for v in levels):
-                _fail(f"sweep.{f.name}", f"is {levels!r}", "a list of numbers")
-            if f.metadata.get("positive") and any(v <= 0 for v in levels):
-                _fail(f"sweep.{f.name}", f"is {list(levels)!r}", "a list of numbers > 0")
-        for key in ("flips", "gif", "channels_last"):
-            if not isinstance(getattr(self, key), bool):
-                _fail(f"sweep.{key}", f"is {getattr(self, key)!r}", "true or false")
+def validate_sweep(sweep: SweepConfig) -> None:
+    """`sweep`: positive steps and counts, tolerances, level lists of finite numbers, switches."""
+    check_positive("sweep.angle_step", sweep.angle_step, float)
+    if sweep.angle_step > 360:
+        _fail("sweep.angle_step", f"is {sweep.angle_step}", "a number in (0, 360]")
+    if not isinstance(sweep.image_index, int) or sweep.image_index < 0:
+        _fail("sweep.image_index", f"is {sweep.image_index!r}", "a whole number >= 0")
+    check_positive("sweep.batch_size", sweep.batch_size)
+    if not isinstance(sweep.max_images, int) or sweep.max_images < 0:
+        _fail("sweep.max_images", f"is {sweep.max_images!r}", "0 (all) or a positive count")
+    if not isinstance(sweep.samples, int) or sweep.samples < 0:
+        _fail("sweep.samples", f"is {sweep.samples!r}", "a whole number >= 0")
+    check_positive("sweep.exact_atol", sweep.exact_atol, float)
+    if (isinstance(sweep.exact_rtol, bool) or not isinstance(sweep.exact_rtol, (int, float))
+            or not 0 <= sweep.exact_rtol < 1):
+        _fail("sweep.exact_rtol", f"is {sweep.exact_rtol!r}", "a number in [0, 1)")
+    for f in dataclasses.fields(sweep):  # every level list (one per perturbation family)
+        if f.type != "tuple[float, ...]":
+            continue
+        levels = getattr(sweep, f.name)
+        if isinstance(levels, (str, int, float)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                for v in levels):
+            _fail(f"sweep.{f.name}", f"is {levels!r}", "a list of numbers")
+        if f.metadata.get("positive") and any(v <= 0 for v in levels):
+            _fail(f"sweep.{f.name}", f"is {list(levels)!r}", "a list of numbers > 0")
+    for key in ("flips", "gif", "channels_last"):
+        if not isinstance(getattr(sweep, key), bool):
+            _fail(f"sweep.{key}", f"is {getattr(sweep, key)!r}", "true or false")
 
 
 @dataclass(frozen=True)
@@ -356,7 +334,7 @@ class Params:
         validate_full_augment(self.full_augment)
         self.train.validate()
         self.evaluate.validate()
-        self.sweep.validate()
+        validate_sweep(self.sweep)
 
     def architecture(self, model: str) -> ArchitectureConfig:
         check_choice("model", model, MODEL_NAMES)
