@@ -58,8 +58,10 @@ def main(argv: list[str] | None = None) -> None:
                                      pad_size=data.pad_size, cache=data.cache_images)
         seed_everything(args.seed)
         model = build_model(args.model, **dataclasses.asdict(architecture))
-        fingerprint = run_fingerprint(run_settings(params, args.model, args.augment, args.seed,
-                                                   context.world_size, device))
+        fingerprint = run_fingerprint(run_settings(
+            args.model, args.augment, args.seed, context.world_size, device,
+            architecture=dataclasses.asdict(architecture), data=dataclasses.asdict(data),
+            train=dataclasses.asdict(config), full_augment=dataclasses.asdict(params.full_augment)))
         name = run_name(args.model, args.augment, args.seed)
         checkpoint = checkpoint_path(config.checkpoint_dir, name, fingerprint)
         options = {key: getattr(config, key) for key in FIT_OPTIONS}

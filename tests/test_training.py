@@ -226,7 +226,10 @@ def _settings(tmp_path, seed=0, **train):
         split.write_text("id,species,split,image,mask\n")
     params = parse_params({"architectures": {"unet": {}, "gunet": {"group": "p4"}},
                            "data": {"split_file": str(split)}, "train": train})
-    return run_settings(params, "unet", "full", seed, 1, CPU)
+    return run_settings("unet", "full", seed, 1, CPU,
+                        architecture=dataclasses.asdict(params.architecture("unet")),
+                        data=dataclasses.asdict(params.data), train=dataclasses.asdict(params.train),
+                        full_augment=dataclasses.asdict(params.full_augment))
 
 
 def test_fingerprint_changes_with_what_changes_the_result_only(tmp_path):

@@ -1,6 +1,6 @@
 """The pipeline's report: the run's setting, findings, tables and figures of every trained run.
 
-Reads the stage outputs of the contract's layout under `root` for the params' models x
+Reads the stage outputs of the contract's layout under `root` for the setting's models x
 augments x seeds, draws the figures into `out_dir/figures`, and writes `out_dir/report.md` and
 the self-contained `out_dir/report.html`. Every figure is a mean over seeds with its sample sd
 (ddof=1) and n; every validation figure names the rot90 protocol it was measured under.
@@ -8,12 +8,12 @@ the self-contained `out_dir/report.html`. Every figure is a mean over seeds with
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from equiseg.analysis.convergence import CONVERGED_GAIN
 from equiseg.analysis.families import curve_figures
-from equiseg.config import Params
 from equiseg.metrics import PSNR_CAP_DB
 from equiseg.report import figures
 from equiseg.report.document import Document
@@ -33,6 +33,28 @@ from equiseg.report.tables import (
 )
 
 TITLE = "equiseg report: segmentation accuracy and rotation equivariance"
+
+
+@dataclass(frozen=True)
+class ReportSetting:
+    """What was run: the runs the report reads (models x augments x seeds) and the settings its
+    first section names. The report stage reads them from params.yaml."""
+
+    models: tuple[str, ...]
+    augments: tuple[str, ...]
+    seeds: tuple[int, ...]
+    profile: str
+    source: str  # the data source, unless metrics/data.json names it
+    image_size: int
+    pad_size: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    rot90_seed: int  # the evaluate stage's single draw of turns
+    angle_step: float
+    max_images: int  # validation images in the sweep, 0 = all
+    gif: bool  # whether the sweep draws GIFs (so a missing one is reported)
 
 
 class AngleFigure(NamedTuple):
@@ -72,9 +94,9 @@ SEEDS_NOTE = ("Figures are means over the seeds; ± gives the sample standard de
               "seeds (ddof=1), left out when only one seed ran; n counts the seeds.")
 
 
-def setting_markdown(params: Params, data_info: dict[str, Any]) -> str:
+def setting_markdown(setting: ReportSetting, data_info: dict[str, Any]) -> str:
     """What was run: data, profile and the key parameters, one bullet each."""
-    source = data_info.get("source", params.data.source)
+    source = data_info.get("source", setting.source)
     pairs = data_info.get("n_pairs")
     split = ""
     if "n_train" in data_info and "n_val" in data_info:
@@ -82,34 +104,33 @@ def setting_markdown(params: Params, data_info: dict[str, Any]) -> str:
     data = f"{source}" + (f", {pairs} image/mask pairs{split}" if pairs is not None else "")
     if "n_species" in data_info:
         data += f", {data_info['n_species']} species"
-    train = params.train
-    images = params.sweep.max_images or "all"
+    images = setting.max_images or "all"
     return "\n".join([
         f"- **Data:** {data}",
-        f"- **Profile:** `{params.profile}`",
-        (f"- **Seeds:** {list(params.seeds)} (n={len(params.seeds)}): tables give mean ± sample "
+        f"- **Profile:** `{setting.profile}`",
+        (f"- **Seeds:** {list(setting.seeds)} (n={len(setting.seeds)}): tables give mean ± sample "
          "sd over seeds (ddof=1; no sd with one seed), curves a band of ± sd"),
         ("- **Validation protocols:** every validation image is scored at 0, 90, 180 and 270°; "
          f"*{PROTOCOL_NAMES['uniform']}* ({PROTOCOLS['uniform']}) and *{PROTOCOL_NAMES['seed']}* "
          f"({PROTOCOLS['seed']}) are expectations over the draw of turns (no draw noise); the "
-         f"seed's single draw is fixed by `evaluate.rot90_seed` {params.evaluate.rot90_seed}"),
-        f"- **Runs:** {', '.join(params.models)} × {', '.join(params.augments)} augmentation",
-        (f"- **Training:** {train.epochs} epochs, batch {train.batch_size}, learning rate "
-         f"{train.lr:g}, weight decay {train.weight_decay:g}, images "
-         f"{params.data.image_size} px padded to {params.data.pad_size} px"),
-        (f"- **Rotation sweep:** every {params.sweep.angle_step:g}° over {images} validation "
+         f"seed's single draw is fixed by `evaluate.rot90_seed` {setting.rot90_seed}"),
+        f"- **Runs:** {', '.join(setting.models)} × {', '.join(setting.augments)} augmentation",
+        (f"- **Training:** {setting.epochs} epochs, batch {setting.batch_size}, learning rate "
+         f"{setting.lr:g}, weight decay {setting.weight_decay:g}, images "
+         f"{setting.image_size} px padded to {setting.pad_size} px"),
+        (f"- **Rotation sweep:** every {setting.angle_step:g}° over {images} validation "
          "images"),
     ])
 
 
-def setting_caveat(params: Params, data_info: dict[str, Any]) -> str | None:
+def setting_caveat(setting: ReportSetting, data_info: dict[str, Any]) -> str | None:
     """A warning when this is not the paper's setting (Leeds data, `paper` profile), else None."""
-    source = data_info.get("source", params.data.source)
+    source = data_info.get("source", setting.source)
     caveats = []
     if source != "leeds":
         caveats.append(f"the data are `{source}`, not the Leeds Butterfly images")
-    if params.profile != "paper":
-        caveats.append(f"the profile is `{params.profile}`, not `paper`")
+    if setting.profile != "paper":
+        caveats.append(f"the profile is `{setting.profile}`, not `paper`")
     if not caveats:
         return None
     return ("**Not the paper's setting:** " + "; ".join(caveats)
@@ -274,17 +295,17 @@ def _add_accuracy_tables(doc: Document, runs: list[RunResults]) -> None:
     doc.table(frame, bold_best=best, spread=spread(frame))
 
 
-def build_run_report(params: Params, root: str | Path, out_dir: str | Path) -> Path:
+def build_run_report(setting: ReportSetting, root: str | Path, out_dir: str | Path) -> Path:
     """Write report.md, report.html and figures/*.png into `out_dir`; return the HTML path."""
     root, out_dir = Path(root), Path(out_dir)
-    runs = load_runs(root, params.models, params.augments, params.seeds,
-                     expect_gif=params.sweep.gif)
+    runs = load_runs(root, setting.models, setting.augments, setting.seeds,
+                     expect_gif=setting.gif)
     colors = figures.run_colors([r.label for r in runs])
     fig_dir = out_dir / "figures"
     doc = Document(TITLE)
     data_info = read_data_info(root)
-    doc.paragraph(setting_markdown(params, data_info))
-    if caveat := setting_caveat(params, data_info):
+    doc.paragraph(setting_markdown(setting, data_info))
+    if caveat := setting_caveat(setting, data_info):
         doc.note(caveat)
     doc.heading("Findings")
     doc.paragraph(findings_markdown(runs))
@@ -294,7 +315,7 @@ def build_run_report(params: Params, root: str | Path, out_dir: str | Path) -> P
     _add_perturbations(doc, runs, fig_dir, colors)
     _add_level_curves(doc, runs, fig_dir, colors)
     _add_equivariance(doc, runs)
-    _add_predictions(doc, runs, params.seeds[0])
+    _add_predictions(doc, runs, setting.seeds[0])
     missing = [path for run in runs for path in run.missing]
     if missing:
         doc.heading("Missing inputs")
