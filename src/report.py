@@ -15,7 +15,8 @@ from equiseg.config import Params, load_params, stage_parser
 from equiseg.errors import EquisegError, exit_on_user_error
 from equiseg.io import atomic_dir
 from equiseg.report.offline_plots import ensure_offline_plots_template
-from equiseg.report.run_report import ReportSetting, build_run_report
+from equiseg.report.run_report import build_run_report
+from equiseg.report.setting import ReportSetting
 
 
 def report_setting(params: Params) -> ReportSetting:

@@ -16,7 +16,8 @@ from PIL import Image
 from equiseg.config import parse_params
 from equiseg.errors import EquisegError
 from equiseg.report import Document
-from equiseg.report.run_report import ReportSetting, build_run_report
+from equiseg.report.run_report import build_run_report
+from equiseg.report.setting import ReportSetting
 from tests.report_fixtures import (
     CHROMIUM,
     chromium_dom,
