@@ -68,7 +68,7 @@ class TrainResult:
 
 
 def per_process_batch_size(batch_size: int, world_size: int) -> int:
-    """train.batch_size is the global batch; each of `world_size` processes takes an equal part."""
+    """`batch_size` is the global batch; each of `world_size` processes takes an equal part."""
     if batch_size % world_size:
         raise InvalidValue("batch_size", f"is {batch_size}, which {world_size} processes "
                            "cannot share equally", f"a multiple of {world_size}")
