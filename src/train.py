@@ -43,25 +43,24 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
-    architecture = params.architecture(args.model)
+    architecture = dataclasses.asdict(params.architecture(args.model))
     check_choice("augment", args.augment, AUGMENT_NAMES)
-    data, config = params.data, params.train
+    data, config, full = params.data, params.train, dataclasses.asdict(params.full_augment)
     train_rows, val_rows = load_split(data.split_file, "train"), load_split(data.split_file, "val")
 
     with distributed_session(config.device) as (context, device):
         per_process_batch_size(config.batch_size, context.world_size)  # fail before any work
         train_set = SegmentationDataset(
-            train_rows, build_transform(args.augment, data.image_size, data.pad_size,
-                                        **dataclasses.asdict(params.full_augment)),
+            train_rows, build_transform(args.augment, data.image_size, data.pad_size, **full),
             cache=data.cache_images)
         val_sets = quarter_turn_sets(val_rows, image_size=data.image_size,
                                      pad_size=data.pad_size, cache=data.cache_images)
         seed_everything(args.seed)
-        model = build_model(args.model, **dataclasses.asdict(architecture))
+        model = build_model(args.model, **architecture)
         fingerprint = run_fingerprint(run_settings(
             args.model, args.augment, args.seed, context.world_size, device,
-            architecture=dataclasses.asdict(architecture), data=dataclasses.asdict(data),
-            train=dataclasses.asdict(config), full_augment=dataclasses.asdict(params.full_augment)))
+            architecture=architecture, data=dataclasses.asdict(data),
+            train=dataclasses.asdict(config), full_augment=full))
         name = run_name(args.model, args.augment, args.seed)
         checkpoint = checkpoint_path(config.checkpoint_dir, name, fingerprint)
         options = {key: getattr(config, key) for key in FIT_OPTIONS}
@@ -69,8 +68,7 @@ def main(argv: list[str] | None = None) -> None:
                      checkpoint=checkpoint, fingerprint=fingerprint, context=context,
                      description=name)
         if context.is_main:
-            save_trained(f"models/{name}.pt", result.model, args.model,
-                         dataclasses.asdict(architecture),
+            save_trained(f"models/{name}.pt", result.model, args.model, architecture,
                          extra={"augment": args.augment, "image_size": data.image_size,
                                 "pad_size": data.pad_size, "epochs": config.epochs,
                                 "seed": args.seed,
