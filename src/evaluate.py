@@ -16,11 +16,12 @@ from __future__ import annotations
 import pandas as pd
 
 from equiseg.analysis.replicates import headline_metrics, replicate_stats
-from equiseg.config import load_params, run_name, stage_parser
+from equiseg.config import load_params, params_keys, stage_parser
 from equiseg.data.datasets import load_split
 from equiseg.errors import EquisegError, exit_on_user_error
 from equiseg.io import write_csv, write_json
 from equiseg.nn.models import load_replicates
+from equiseg.runs import run_name
 from equiseg.runtime import keep_freed_memory
 from equiseg.train.devices import select_device, use_channels_last
 from equiseg.train.evaluation import (
@@ -34,6 +35,7 @@ HEADLINE = ("val_iou", "val_iou_seed", "val_iou_seed_draw")  # the rest: plots/e
 
 
 @exit_on_user_error
+@params_keys(device="train.device")
 def main(argv: list[str] | None = None) -> None:
     keep_freed_memory()
     args = stage_parser(__doc__).parse_args(argv)

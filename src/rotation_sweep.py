@@ -18,13 +18,14 @@ from equiseg.analysis.inputs import check_image_index, spread_indices, validatio
 from equiseg.analysis.replicates import headline_metrics, replicate_stats
 from equiseg.analysis.summary import equivariance_summary, perturbation_table, rotation_table
 from equiseg.analysis.sweep import make_predictor, run_sweep, sweep_perturbations
-from equiseg.config import load_params, run_name, stage_parser
+from equiseg.config import load_params, params_keys, stage_parser
 from equiseg.data.datasets import load_split
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_csv, write_json
 from equiseg.nn.models import load_replicates
 from equiseg.report.overlays import write_rotation_gif, write_sample_grid
+from equiseg.runs import run_name
 from equiseg.runtime import keep_freed_memory
 from equiseg.train.devices import select_device
 
@@ -32,6 +33,7 @@ HEADLINE = ("consistency_iou_off_grid",)
 
 
 @exit_on_user_error
+@params_keys(device="train.device", image_index="sweep.image_index")
 def main(argv: list[str] | None = None) -> None:
     keep_freed_memory()
     args = stage_parser(__doc__).parse_args(argv)

@@ -10,13 +10,14 @@ import dataclasses
 
 import pandas as pd
 
-from equiseg.config import AUGMENT_NAMES, check_choice, load_params, run_name, stage_parser
+from equiseg.config import check_choice, load_params, params_keys, stage_parser
 from equiseg.data.datasets import SegmentationDataset, load_split
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
-from equiseg.data.transforms import build_transform
+from equiseg.data.transforms import AUGMENT_NAMES, build_transform
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_csv, write_json
 from equiseg.nn.models import build_model, save_trained
+from equiseg.runs import run_name
 from equiseg.runtime import keep_freed_memory
 from equiseg.train.checkpoints import checkpoint_path, run_fingerprint
 from equiseg.train.distributed import distributed_session
@@ -32,6 +33,7 @@ from equiseg.train.seeding import seed_everything
 
 
 @exit_on_user_error
+@params_keys(device="train.device", batch_size="train.batch_size")
 def main(argv: list[str] | None = None) -> None:
     keep_freed_memory()
     parser = stage_parser(__doc__)
@@ -41,23 +43,24 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
-    architecture = params.architecture(args.model)
+    architecture = dataclasses.asdict(params.architecture(args.model))
     check_choice("augment", args.augment, AUGMENT_NAMES)
-    data, config = params.data, params.train
+    data, config, full = params.data, params.train, dataclasses.asdict(params.full_augment)
     train_rows, val_rows = load_split(data.split_file, "train"), load_split(data.split_file, "val")
 
     with distributed_session(config.device) as (context, device):
         per_process_batch_size(config.batch_size, context.world_size)  # fail before any work
         train_set = SegmentationDataset(
-            train_rows, build_transform(args.augment, data.image_size, data.pad_size,
-                                        **dataclasses.asdict(params.full_augment)),
+            train_rows, build_transform(args.augment, data.image_size, data.pad_size, **full),
             cache=data.cache_images)
         val_sets = quarter_turn_sets(val_rows, image_size=data.image_size,
                                      pad_size=data.pad_size, cache=data.cache_images)
         seed_everything(args.seed)
-        model = build_model(args.model, **dataclasses.asdict(architecture))
-        fingerprint = run_fingerprint(run_settings(params, args.model, args.augment, args.seed,
-                                                   context.world_size, device))
+        model = build_model(args.model, **architecture)
+        fingerprint = run_fingerprint(run_settings(
+            args.model, args.augment, args.seed, context.world_size, device,
+            architecture=architecture, data=dataclasses.asdict(data),
+            train=dataclasses.asdict(config), full_augment=full))
         name = run_name(args.model, args.augment, args.seed)
         checkpoint = checkpoint_path(config.checkpoint_dir, name, fingerprint)
         options = {key: getattr(config, key) for key in FIT_OPTIONS}
@@ -65,8 +68,7 @@ def main(argv: list[str] | None = None) -> None:
                      checkpoint=checkpoint, fingerprint=fingerprint, context=context,
                      description=name)
         if context.is_main:
-            save_trained(f"models/{name}.pt", result.model, args.model,
-                         dataclasses.asdict(architecture),
+            save_trained(f"models/{name}.pt", result.model, args.model, architecture,
                          extra={"augment": args.augment, "image_size": data.image_size,
                                 "pad_size": data.pad_size, "epochs": config.epochs,
                                 "seed": args.seed,

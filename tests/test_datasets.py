@@ -11,12 +11,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from equiseg.config import ConfigError
 from equiseg.data import split_manifest
 from equiseg.data.datasets import SegmentationDataset, load_split, rot90_turns, turn_probabilities
 from equiseg.data.prepare import write_synthetic
 from equiseg.data.transforms import build_transform
-from equiseg.errors import EquisegError
+from equiseg.errors import EquisegError, InvalidValue
 from equiseg.io import write_csv
 from tests.data_fixtures import palette_mask_png
 
@@ -153,7 +152,7 @@ def test_a_drawn_set_follows_its_protocol(split_file):
                                    rot90_seed=3, rot90_protocol=protocol)
         assert [data.turns(i) for i in range(len(data))] == [rot90_turns(3, i, protocol)
                                                               for i in range(len(data))]
-    with pytest.raises(ConfigError, match="rot90 protocol"):
+    with pytest.raises(InvalidValue, match="rot90 protocol"):
         rot90_turns(0, 0, "half")
 
 

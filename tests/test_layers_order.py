@@ -1,7 +1,8 @@
 """The import graph of the library: no cycle, and no import from a lower layer to a higher one.
 
 The layers, lowest first, as the README's design notes draw them: the base modules; `nn` and
-`data`; `train`; `analysis`; `report`; `audit` and `testing`; the command line. A module may
+`data`; `train`; `analysis`; `report`; `audit` and `testing`; the command line and the parameter
+schema (`config`), which the stages import and nothing in the library does. A module may
 import its own layer and those below it, never one above. Imports under `if TYPE_CHECKING:` do
 not run, so they are not edges.
 """
@@ -14,14 +15,14 @@ from pathlib import Path
 from tests.test_stage_deps import SRC, imported_modules
 
 LAYERS = (
-    ("equiseg.errors", "equiseg.io", "equiseg.config", "equiseg.runtime", "equiseg.metrics",
+    ("equiseg.errors", "equiseg.io", "equiseg.runs", "equiseg.runtime", "equiseg.metrics",
      "equiseg.geometry", "equiseg.image_files"),
     ("equiseg.nn", "equiseg.data"),
     ("equiseg.train",),
     ("equiseg.analysis",),
     ("equiseg.report",),
     ("equiseg.audit", "equiseg.testing"),
-    ("equiseg.cli", "equiseg.__main__", "equiseg"),
+    ("equiseg.cli", "equiseg.__main__", "equiseg.config", "equiseg"),
 )
 
 

@@ -7,7 +7,8 @@ import pytest
 import yaml
 from dvc.utils.hydra import compose_and_dump
 
-from equiseg.config import ConfigError, load_params, parse_params
+from equiseg.config import ConfigError, load_params, params_keys, parse_params
+from equiseg.errors import InvalidValue
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,10 +70,30 @@ def test_wrong_values_name_the_key(tmp_path, key, value, message):
         parse_params(raw)
 
 
-def test_conf_architectures_are_the_library_presets(tmp_path):
-    """One architecture per model name: conf/ repeats MODEL_PRESETS (so -S reaches it) exactly."""
-    from equiseg.config import MODEL_PRESETS
+def test_a_library_refusal_reaches_the_user_under_its_params_key():
+    """Library functions name their own argument; a stage names the key the value came from."""
+    from equiseg.train.loop import per_process_batch_size
 
+    with (pytest.raises(ConfigError, match=r"^params: 'train\.batch_size' is 16, which 3 proc"),
+          params_keys(batch_size="train.batch_size")):
+        per_process_batch_size(16, 3)
+    with (pytest.raises(InvalidValue, match="^'batch_size' is 16"),  # a name it was not given
+          params_keys(device="train.device")):
+        per_process_batch_size(16, 3)
+
+
+def test_conf_architectures_are_the_library_presets(tmp_path):
+    """The presets are written once, in equiseg/nn/presets.py; conf/config.yaml repeats them (so
+    that -S reaches them) line for line, and a failure prints the lines to paste."""
+    from equiseg.nn.presets import MODEL_PRESETS
+
+    lines = ["  " + name + ": {" + ", ".join(
+        f"{key}: {list(value) if isinstance(value, tuple) else value}"
+        for key, value in arch.items()) + "}" for name, arch in MODEL_PRESETS.items()]
+    conf = (ROOT / "conf" / "config.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(conf) if line.startswith("architectures:")) + 1
+    assert conf[start:start + len(lines)] == lines, (
+        "conf/config.yaml's architectures should read:\n" + "\n".join(lines))
     composed = compose(tmp_path)["architectures"]
     assert {name: {**arch, "filters": tuple(arch["filters"])} for name, arch in composed.items()} \
         == MODEL_PRESETS

@@ -15,8 +15,8 @@ from equiseg.analysis.families import REGISTRY, Family, Plot, family_names, leve
 from equiseg.analysis.perturbations import Perturbation, perturb, restore, valid_regions
 from equiseg.analysis.summary import summarize
 from equiseg.analysis.sweep import make_predictor, run_sweep, sweep_perturbations
+from equiseg.analysis.sweep_settings import SweepConfig
 from equiseg.analysis.warps import shift_batch, zoom_batch
-from equiseg.config import SweepConfig
 from equiseg.geometry import footprint, pad_to_square
 from tests.test_sweeps import NO_NORMALISATION, RedIsForeground, images
 

@@ -17,6 +17,7 @@ from equiseg.config import parse_params
 from equiseg.errors import EquisegError
 from equiseg.report import Document
 from equiseg.report.run_report import build_run_report
+from equiseg.report.setting import ReportSetting
 from tests.report_fixtures import (
     CHROMIUM,
     chromium_dom,
@@ -29,6 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import report as report_stage
 
 MODELS, AUGMENTS = ("unet", "gunet"), ("minimal", "full")
+
+
+def setting(raw: dict) -> ReportSetting:
+    """What the report stage makes of these params."""
+    return report_stage.report_setting(parse_params(raw))
 LABELS = [f"{m}-{a}" for m in MODELS for a in AUGMENTS]
 FIGURES = ["train_loss.png", "train_iou.png", "val_loss.png", "val_iou.png", "val_iou_seed.png",
            "rotation_iou.png",
@@ -115,9 +121,9 @@ def built(tmp_path_factory):
     """Fake outputs for three models; params ask for two of them (gunet_p4m is stale)."""
     root = tmp_path_factory.mktemp("run")
     summary = write_fake_outputs(root, models=(*MODELS, "gunet_p4m"), augments=AUGMENTS)
-    params = parse_params(fake_params(MODELS, AUGMENTS))
+    ran = setting(fake_params(MODELS, AUGMENTS))
     start = time.perf_counter()
-    html_path = build_run_report(params, root, root / "reports")
+    html_path = build_run_report(ran, root, root / "reports")
     seconds = time.perf_counter() - start
     reports = root / "reports"
     return {"root": root, "summary": summary, "seconds": seconds,
@@ -169,8 +175,8 @@ def test_eval_mode_figures_stand_beside_the_seeds_table_named_as_such(built):
 
 def test_report_names_both_rot90_protocols_and_the_seeds_single_draw(tmp_path):
     write_fake_outputs(tmp_path, models=MODELS, augments=("full",), images=False)
-    params = parse_params(fake_params(MODELS, ("full",), evaluate={"rot90_seed": 4}))
-    build_run_report(params, tmp_path, tmp_path / "out")
+    ran = setting(fake_params(MODELS, ("full",), evaluate={"rot90_seed": 4}))
+    build_run_report(ran, tmp_path, tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
     assert "**Validation protocols:**" in md and "62.5%" in md and "`evaluate.rot90_seed` 4" in md
     assert "| val IoU (uniform 90° turns) | val IoU (seed's RandomRotate90) |" in md
@@ -180,7 +186,7 @@ def test_report_names_both_rot90_protocols_and_the_seeds_single_draw(tmp_path):
 
 def test_report_gives_a_convergence_verdict_per_run(tmp_path):
     write_fake_outputs(tmp_path, models=MODELS, augments=("full",), images=False, epochs=8)
-    build_run_report(parse_params(fake_params(MODELS, ("full",))), tmp_path, tmp_path / "out")
+    build_run_report(setting(fake_params(MODELS, ("full",))), tmp_path, tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
     assert "gain, last quarter (uniform turns)" in md
     # the fixture's curves gain 0.2/6 - 0.2/8 = 0.0083 over epochs 6..8: still learning
@@ -237,7 +243,7 @@ def test_findings_follow_the_numbers_not_the_expected_winner(tmp_path):
     evaluated = pd.read_csv(evaluate_path)
     evaluated["val_iou"] = 0.95
     evaluated.to_csv(evaluate_path, index=False)
-    build_run_report(parse_params(fake_params(MODELS, ("full",))), tmp_path, tmp_path / "out")
+    build_run_report(setting(fake_params(MODELS, ("full",))), tmp_path, tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
     assert "**Most accurate:** `unet-full`, validation IoU 0.950, +0.080 over the runner-up " \
            "`gunet-full` (0.870)" in md
@@ -245,13 +251,13 @@ def test_findings_follow_the_numbers_not_the_expected_winner(tmp_path):
 
 def test_a_run_the_evaluate_stage_did_not_score_is_a_user_error(tmp_path):
     write_fake_outputs(tmp_path, models=("unet",), augments=("full",), images=False)
-    params = parse_params(fake_params(("unet", "gunet"), ("full",)))
+    ran = setting(fake_params(("unet", "gunet"), ("full",)))
     with pytest.raises(EquisegError, match="plots/evaluate/gunet-full.csv: not found; run the "
                                            "train and evaluate stages for 'gunet-full'"):
-        build_run_report(params, tmp_path, tmp_path / "out")
-    params = parse_params(fake_params(("unet",), ("full",), seeds=(0, 1)))
+        build_run_report(ran, tmp_path, tmp_path / "out")
+    ran = setting(fake_params(("unet",), ("full",), seeds=(0, 1)))
     with pytest.raises(EquisegError, match=r"unet-full.csv: no row for seed\(s\) \[1\]"):
-        build_run_report(params, tmp_path, tmp_path / "out")
+        build_run_report(ran, tmp_path, tmp_path / "out")
 
 
 # -- replicates ------------------------------------------------------------------------------
@@ -261,7 +267,7 @@ def three_seeds(tmp_path_factory):
     root = tmp_path_factory.mktemp("seeds")
     summary = write_fake_outputs(root, models=MODELS, augments=AUGMENTS, images=False,
                                  seeds=(0, 1, 2))
-    build_run_report(parse_params(fake_params(MODELS, AUGMENTS, seeds=(0, 1, 2))), root,
+    build_run_report(setting(fake_params(MODELS, AUGMENTS, seeds=(0, 1, 2))), root,
                      root / "out")
     return {"summary": summary, "md": (root / "out" / "report.md").read_text()}
 
@@ -306,7 +312,7 @@ def test_missing_optional_inputs_are_listed_not_hidden(tmp_path):
     write_fake_outputs(tmp_path, models=MODELS, augments=("full",))
     (tmp_path / "plots" / "perturb" / "unet-full.csv").unlink()
     (tmp_path / "plots" / "samples" / "gunet-full.png").unlink()
-    build_run_report(parse_params(fake_params(MODELS, ("full",))), tmp_path, tmp_path / "out")
+    build_run_report(setting(fake_params(MODELS, ("full",))), tmp_path, tmp_path / "out")
     missing = (tmp_path / "out" / "report.md").read_text().split("## Missing inputs")[1]
     assert "`plots/perturb/unet-full.csv`" in missing
     assert "`plots/samples/gunet-full.png`" in missing

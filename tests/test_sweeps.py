@@ -32,7 +32,7 @@ from equiseg.analysis.sweep import (
     run_sweep,
     sweep_perturbations,
 )
-from equiseg.config import SweepConfig
+from equiseg.analysis.sweep_settings import SweepConfig
 from equiseg.errors import EquisegError
 from equiseg.geometry import footprint, pad_to_square
 from equiseg.nn.models import build_model

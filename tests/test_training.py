@@ -11,7 +11,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from equiseg.config import ConfigError, TrainConfig, parse_params
+from equiseg.config import TrainConfig, parse_params
+from equiseg.errors import InvalidValue
 from equiseg.nn.models import build_model
 from equiseg.train import devices
 from equiseg.train.checkpoints import (
@@ -206,14 +207,14 @@ def test_bf16_cpu_training_is_mixed_precision_and_still_deterministic():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_asking_for_a_missing_gpu_names_the_key():
-    with pytest.raises(ConfigError, match="train.device"):
+def test_asking_for_a_missing_gpu_names_the_argument():
+    with pytest.raises(InvalidValue, match="'device' is 'cuda'"):
         select_device("cuda")
 
 
 def test_global_batch_must_split_evenly_over_processes():
     assert per_process_batch_size(16, 2) == 8
-    with pytest.raises(ConfigError, match="train.batch_size"):
+    with pytest.raises(InvalidValue, match="'batch_size' is 16"):
         per_process_batch_size(16, 3)
 
 
@@ -225,7 +226,10 @@ def _settings(tmp_path, seed=0, **train):
         split.write_text("id,species,split,image,mask\n")
     params = parse_params({"architectures": {"unet": {}, "gunet": {"group": "p4"}},
                            "data": {"split_file": str(split)}, "train": train})
-    return run_settings(params, "unet", "full", seed, 1, CPU)
+    return run_settings("unet", "full", seed, 1, CPU,
+                        architecture=dataclasses.asdict(params.architecture("unet")),
+                        data=dataclasses.asdict(params.data), train=dataclasses.asdict(params.train),
+                        full_augment=dataclasses.asdict(params.full_augment))
 
 
 def test_fingerprint_changes_with_what_changes_the_result_only(tmp_path):

@@ -5,8 +5,9 @@ A family is what `--perturb` names (`rotate`, `flip`, `brightness`, ..., `shift`
 members are the names its rows carry in a sweep's frame (`flip` has two, `flip_h` and `flip_v`;
 the others one, their own name). The sweep (`equiseg.analysis.perturbations`, `.sweep`), the
 summary, the audit, both reports and the command line read this registry, so a new family is
-one `Family(...)` entry here and its test (plus its level list in `equiseg.config.SweepConfig`
-and `equiseg.audit.options.AuditOptions` when it has one).
+one `Family(...)` entry here and its test (plus its level list in
+`equiseg.analysis.sweep_settings.SweepConfig` and `equiseg.audit.options.AuditOptions` when it
+has one).
 
 A geometric family moves pixels: a perfect model's prediction moves with them, so it is undone
 on the prediction before scoring (equivariance), and scored only where the round trip kept

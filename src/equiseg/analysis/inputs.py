@@ -27,9 +27,8 @@ import pandas as pd
 import torch
 
 from equiseg.analysis.sweep import SweepImage
-from equiseg.config import param_error
 from equiseg.data.preprocessing import resize_image, resize_labels, resized_shape
-from equiseg.errors import EquisegError
+from equiseg.errors import EquisegError, InvalidValue
 from equiseg.geometry import footprint, pad_to_square
 from equiseg.image_files import DataError, image_size, read_labels, read_rgb
 
@@ -195,6 +194,7 @@ def folder_images(entries: Sequence[ImageFile], classes: int, size: int = 0, pad
 
 
 def check_image_index(image_index: int, count: int) -> None:
+    """Refuse an image index past the `count` images of the validation set."""
     if image_index >= count:
-        raise param_error("sweep.image_index", f"is {image_index} but the validation set has "
-                          f"{count} images", f"0..{count - 1}")
+        raise InvalidValue("image_index", f"is {image_index} but the validation set has "
+                           f"{count} images", f"0..{count - 1}")

@@ -56,7 +56,7 @@ from equiseg.analysis.perturbations import (
     restore,
     valid_regions,
 )
-from equiseg.config import SweepConfig
+from equiseg.analysis.sweep_settings import SweepConfig
 from equiseg.errors import EquisegError
 from equiseg.metrics import (
     max_abs_difference,

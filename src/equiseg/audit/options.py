@@ -1,8 +1,9 @@
 """How an audit measures: every setting that shapes its numbers, in one frozen, checked object.
 
 `equiseg.audit.audit(model, images, **options)` and `equiseg audit` (its flags, parsed) both build
-an `AuditOptions`; its defaults are the rotation_sweep stage's (`equiseg.config.SweepConfig`), so
-the two sweep the same angles and levels unless told otherwise. What the model is, where the
+an `AuditOptions`; its defaults are the rotation_sweep stage's (`SweepConfig`, in
+`equiseg.analysis.sweep_settings`), so the two sweep the same angles and levels unless told
+otherwise. What the model is, where the
 images come from, and where the results go are not options: they are the audit's arguments.
 """
 
@@ -14,7 +15,7 @@ from equiseg.analysis.families import REGISTRY, family_names, level_settings
 from equiseg.analysis.judgeable import JUDGEABLE_MAX_SHARE, JUDGEABLE_MIN_SHARE, Judgeability
 from equiseg.analysis.perturbations import Perturbation, build_perturbations
 from equiseg.analysis.sweep import THRESHOLD
-from equiseg.config import SweepConfig
+from equiseg.analysis.sweep_settings import SweepConfig
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from equiseg.errors import EquisegError
 from equiseg.nn.symmetrize import SYMMETRY_GROUPS

@@ -22,12 +22,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from equiseg.config import ROT90_PROTOCOLS, check_choice
 from equiseg.data.layout import read_pair
 from equiseg.data.transforms import SegmentationTransform
-from equiseg.errors import EquisegError
+from equiseg.errors import EquisegError, check_choice
 
 SPLIT_COLUMNS = ("id", "species", "split", "image", "mask")
+ROT90_PROTOCOLS = ("uniform", "seed")  # how a validation image's quarter turns are drawn
 SPLITS = ("train", "val")
 
 

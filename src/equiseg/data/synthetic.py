@@ -21,8 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from equiseg.config import ORIENTATIONS
-
+ORIENTATIONS = ("upright", "uniform")  # butterflies tilted a little (jitter_deg), or turned anyhow
 
 @dataclass(frozen=True)
 class WingStyle:

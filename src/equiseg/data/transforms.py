@@ -36,7 +36,6 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from equiseg.config import AUGMENT_NAMES, BORDERS, FullAugmentConfig, check_choice
 from equiseg.data.preprocessing import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -45,8 +44,28 @@ from equiseg.data.preprocessing import (
     resize_image,
     resize_mask,
 )
+from equiseg.errors import check_choice
 
+AUGMENT_NAMES = ("minimal", "full")
 _BORDER_MODES = {"reflect_101": cv2.BORDER_REFLECT_101, "constant": cv2.BORDER_CONSTANT}
+BORDERS = tuple(_BORDER_MODES)
+
+
+@dataclass(frozen=True)
+class FullAugmentConfig:
+    """The `full` augmentation, with the seed's albumentations 1.x defaults: ColorJitter(0.2, 0.2,
+    0.2, 0.2), RandomBrightnessContrast(0.2, 0.2) and SafeRotate(90, reflect-101 border), each
+    applied with probability `p`. Rotation happens on the square canvas, so x and y scale alike."""
+
+    jitter_brightness: float = 0.2
+    jitter_contrast: float = 0.2
+    jitter_saturation: float = 0.2
+    jitter_hue: float = 0.2
+    brightness_limit: float = 0.2
+    contrast_limit: float = 0.2
+    rotate_limit: float = 90.0
+    rotate_border: str = "reflect_101"
+    p: float = 0.5
 
 
 def _photometric(name: str, full: dict) -> list[A.BasicTransform]:
@@ -63,7 +82,7 @@ def _photometric(name: str, full: dict) -> list[A.BasicTransform]:
 def _geometric(name: str, full: dict) -> list[A.BasicTransform]:
     if name == "minimal":
         return []
-    check_choice("full_augment.rotate_border", full["rotate_border"], BORDERS)
+    check_choice("rotate_border", full["rotate_border"], BORDERS)
     border = _BORDER_MODES[full["rotate_border"]]
     return [A.SafeRotate(limit=full["rotate_limit"], border_mode=border, fill=0, fill_mask=0,
                          interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_LINEAR,
@@ -136,5 +155,5 @@ def denormalise(image: Tensor) -> Tensor:
     return image * std + mean
 
 
-__all__ = ["SegmentationTransform", "build_transform",
-           "denormalise"]
+__all__ = ["AUGMENT_NAMES", "BORDERS", "FullAugmentConfig", "SegmentationTransform",
+           "build_transform", "denormalise"]

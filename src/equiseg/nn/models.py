@@ -29,11 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from equiseg.config import MODEL_PRESETS, run_name
 from equiseg.errors import EquisegError
 from equiseg.nn.blocks import ResConvBlock
 from equiseg.nn.groups import get_group, get_network_group
 from equiseg.nn.layers import GroupPool, ResidualBlock, group_conv
+from equiseg.nn.presets import MODEL_PRESETS
+from equiseg.runs import run_name
 
 
 class InputSizeError(EquisegError, ValueError):
@@ -49,11 +50,11 @@ def check_input_size(x: Tensor, divisor: int) -> None:
 
 
 class UNet(nn.Module):
-    """The seed's U-Net over the group `group`; input (B, C, H, W), output (B, out, H, W) logits."""
+    """The seed's U-Net over the group `group`; input (B, C, H, W), output (B, out, H, W) logits.
+    No architecture defaults of its own: `build_model` fills them from `MODEL_PRESETS`."""
 
-    def __init__(self, group: str = "trivial", filters: tuple[int, ...] = (32, 32, 64, 64),
-                 norm_groups: int = 4, group_pool: str = "mean", in_channels: int = 3,
-                 out_channels: int = 1) -> None:
+    def __init__(self, group: str, filters: tuple[int, ...], norm_groups: int, group_pool: str,
+                 in_channels: int = 3, out_channels: int = 1) -> None:
         super().__init__()
         g = get_network_group(group)
         self.group_name = group
@@ -82,11 +83,10 @@ class UNet(nn.Module):
 
 class FourLevelUNet(nn.Module):
     """This project's earlier residual U-Net over the group `group` (see the module docstring);
-    the p4 family only (trivial, p4, p4m)."""
+    the p4 family only (trivial, p4, p4m); its presets are `unet_4level` and `gunet_4level`."""
 
-    def __init__(self, group: str = "trivial", filters: tuple[int, ...] = (32, 32, 64, 64),
-                 norm_groups: int = 8, group_pool: str = "mean", in_channels: int = 3,
-                 out_channels: int = 1) -> None:
+    def __init__(self, group: str, filters: tuple[int, ...], norm_groups: int, group_pool: str,
+                 in_channels: int = 3, out_channels: int = 1) -> None:
         super().__init__()
         g = get_group(group)
         self.group_name = group
@@ -119,7 +119,7 @@ class FourLevelUNet(nn.Module):
         return self.head(self.pool_group(x))
 
 
-SKELETONS = {"seed": UNet, "four_level": FourLevelUNet}
+NETWORKS = {"seed": UNet, "four_level": FourLevelUNet}  # by skeleton (`presets.SKELETONS`)
 
 
 def build_model(name: str, **overrides: Any) -> nn.Module:
@@ -128,7 +128,7 @@ def build_model(name: str, **overrides: Any) -> nn.Module:
         raise EquisegError(f"unknown model {name!r} (allowed: {', '.join(MODEL_PRESETS)})")
     settings = {**MODEL_PRESETS[name], **overrides}
     settings["filters"] = tuple(settings["filters"])
-    return SKELETONS[settings.pop("skeleton")](**settings)
+    return NETWORKS[settings.pop("skeleton")](**settings)
 
 
 def count_parameters(model: nn.Module) -> int:

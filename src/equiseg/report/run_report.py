@@ -1,6 +1,6 @@
 """The pipeline's report: the run's setting, findings, tables and figures of every trained run.
 
-Reads the stage outputs of the contract's layout under `root` for the params' models x
+Reads the stage outputs of the contract's layout under `root` for the setting's models x
 augments x seeds, draws the figures into `out_dir/figures`, and writes `out_dir/report.md` and
 the self-contained `out_dir/report.html`. Every figure is a mean over seeds with its sample sd
 (ddof=1) and n; every validation figure names the rot90 protocol it was measured under.
@@ -9,19 +9,18 @@ the self-contained `out_dir/report.html`. Every figure is a mean over seeds with
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from equiseg.analysis.convergence import CONVERGED_GAIN
 from equiseg.analysis.families import curve_figures
-from equiseg.config import Params
 from equiseg.metrics import PSNR_CAP_DB
 from equiseg.report import figures
 from equiseg.report.document import Document
 from equiseg.report.findings import findings_markdown
 from equiseg.report.run_results import RunResults, load_runs, read_data_info
+from equiseg.report.setting import ReportSetting, setting_caveat, setting_markdown
 from equiseg.report.tables import (
     EQUIVARIANCE_FORMATS,
-    PROTOCOL_NAMES,
     convergence_table,
     equivariance_table,
     eval_mode_table,
@@ -66,54 +65,8 @@ TRAIN_FIGURES = (("train_loss", "training loss (augmented batches, running)"),
                  ("val_loss", "validation loss (4 turns)"),
                  ("val_iou", "validation IoU (uniform 90° turns)"),
                  ("val_iou_seed", "validation IoU (seed's RandomRotate90)"))
-PROTOCOLS = {"uniform": "each image turned by k·90° with k uniform in 0..3, a quarter upright",
-             "seed": "the seed's RandomRotate90(p=0.5), 62.5% of the images upright"}
 SEEDS_NOTE = ("Figures are means over the seeds; ± gives the sample standard deviation across "
               "seeds (ddof=1), left out when only one seed ran; n counts the seeds.")
-
-
-def setting_markdown(params: Params, data_info: dict[str, Any]) -> str:
-    """What was run: data, profile and the key parameters, one bullet each."""
-    source = data_info.get("source", params.data.source)
-    pairs = data_info.get("n_pairs")
-    split = ""
-    if "n_train" in data_info and "n_val" in data_info:
-        split = f": {data_info['n_train']} train / {data_info['n_val']} validation"
-    data = f"{source}" + (f", {pairs} image/mask pairs{split}" if pairs is not None else "")
-    if "n_species" in data_info:
-        data += f", {data_info['n_species']} species"
-    train = params.train
-    images = params.sweep.max_images or "all"
-    return "\n".join([
-        f"- **Data:** {data}",
-        f"- **Profile:** `{params.profile}`",
-        (f"- **Seeds:** {list(params.seeds)} (n={len(params.seeds)}): tables give mean ± sample "
-         "sd over seeds (ddof=1; no sd with one seed), curves a band of ± sd"),
-        ("- **Validation protocols:** every validation image is scored at 0, 90, 180 and 270°; "
-         f"*{PROTOCOL_NAMES['uniform']}* ({PROTOCOLS['uniform']}) and *{PROTOCOL_NAMES['seed']}* "
-         f"({PROTOCOLS['seed']}) are expectations over the draw of turns (no draw noise); the "
-         f"seed's single draw is fixed by `evaluate.rot90_seed` {params.evaluate.rot90_seed}"),
-        f"- **Runs:** {', '.join(params.models)} × {', '.join(params.augments)} augmentation",
-        (f"- **Training:** {train.epochs} epochs, batch {train.batch_size}, learning rate "
-         f"{train.lr:g}, weight decay {train.weight_decay:g}, images "
-         f"{params.data.image_size} px padded to {params.data.pad_size} px"),
-        (f"- **Rotation sweep:** every {params.sweep.angle_step:g}° over {images} validation "
-         "images"),
-    ])
-
-
-def setting_caveat(params: Params, data_info: dict[str, Any]) -> str | None:
-    """A warning when this is not the paper's setting (Leeds data, `paper` profile), else None."""
-    source = data_info.get("source", params.data.source)
-    caveats = []
-    if source != "leeds":
-        caveats.append(f"the data are `{source}`, not the Leeds Butterfly images")
-    if params.profile != "paper":
-        caveats.append(f"the profile is `{params.profile}`, not `paper`")
-    if not caveats:
-        return None
-    return ("**Not the paper's setting:** " + "; ".join(caveats)
-            + ". Compare these numbers only with runs of the same setting.")
 
 
 def _add_training_curves(doc: Document, runs: list[RunResults], fig_dir: Path,
@@ -274,17 +227,17 @@ def _add_accuracy_tables(doc: Document, runs: list[RunResults]) -> None:
     doc.table(frame, bold_best=best, spread=spread(frame))
 
 
-def build_run_report(params: Params, root: str | Path, out_dir: str | Path) -> Path:
+def build_run_report(setting: ReportSetting, root: str | Path, out_dir: str | Path) -> Path:
     """Write report.md, report.html and figures/*.png into `out_dir`; return the HTML path."""
     root, out_dir = Path(root), Path(out_dir)
-    runs = load_runs(root, params.models, params.augments, params.seeds,
-                     expect_gif=params.sweep.gif)
+    runs = load_runs(root, setting.models, setting.augments, setting.seeds,
+                     expect_gif=setting.gif)
     colors = figures.run_colors([r.label for r in runs])
     fig_dir = out_dir / "figures"
     doc = Document(TITLE)
     data_info = read_data_info(root)
-    doc.paragraph(setting_markdown(params, data_info))
-    if caveat := setting_caveat(params, data_info):
+    doc.paragraph(setting_markdown(setting, data_info))
+    if caveat := setting_caveat(setting, data_info):
         doc.note(caveat)
     doc.heading("Findings")
     doc.paragraph(findings_markdown(runs))
@@ -294,7 +247,7 @@ def build_run_report(params: Params, root: str | Path, out_dir: str | Path) -> P
     _add_perturbations(doc, runs, fig_dir, colors)
     _add_level_curves(doc, runs, fig_dir, colors)
     _add_equivariance(doc, runs)
-    _add_predictions(doc, runs, params.seeds[0])
+    _add_predictions(doc, runs, setting.seeds[0])
     missing = [path for run in runs for path in run.missing]
     if missing:
         doc.heading("Missing inputs")

@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 
 from equiseg.analysis.replicates import replicate_stats
-from equiseg.config import run_name
 from equiseg.errors import EquisegError
+from equiseg.runs import run_name
 
 EVALUATE_COLUMNS = ("seed", "train_loss", "train_iou", "val_loss", "val_iou", "val_iou_seed",
                     "val_iou_seed_draw", "val_iou_uniform_draw", "rot0_val_iou", "rot90_val_iou",

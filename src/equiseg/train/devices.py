@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import torch
 
-from equiseg.config import param_error
+from equiseg.errors import InvalidValue
 
 
 def _available(kind: str) -> bool:
@@ -35,8 +35,8 @@ def select_device(requested: str = "auto", local_rank: int = 0) -> torch.device:
     if requested == "auto":
         requested = next(kind for kind in ("cuda", "mps", "cpu") if _available(kind))
     elif not _available(requested):
-        raise param_error("train.device", f"is {requested!r} but no such device is available here",
-                          "auto, or a device this machine has")
+        raise InvalidValue("device", f"is {requested!r} but no such device is available here",
+                           "auto, or a device this machine has")
     if requested == "cuda":
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     return torch.device(requested)

@@ -11,7 +11,6 @@ checkpoint, so the last good one is kept.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import time
@@ -25,8 +24,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from equiseg.config import Params, param_error
-from equiseg.errors import EquisegError
+from equiseg.errors import EquisegError, InvalidValue
 from equiseg.train.checkpoints import file_sha256, load_checkpoint, save_checkpoint
 from equiseg.train.devices import autocast, memory_format, pin_memory, use_bf16, use_channels_last
 from equiseg.train.distributed import SINGLE_PROCESS, DistContext
@@ -70,10 +68,10 @@ class TrainResult:
 
 
 def per_process_batch_size(batch_size: int, world_size: int) -> int:
-    """train.batch_size is the global batch; each of `world_size` processes takes an equal part."""
+    """`batch_size` is the global batch; each of `world_size` processes takes an equal part."""
     if batch_size % world_size:
-        raise param_error("train.batch_size", f"is {batch_size}, which {world_size} processes "
-                          "cannot share equally", f"a multiple of {world_size}")
+        raise InvalidValue("batch_size", f"is {batch_size}, which {world_size} processes "
+                           "cannot share equally", f"a multiple of {world_size}")
     return batch_size // world_size
 
 
@@ -248,20 +246,20 @@ def _advice(checkpoint: Path | None) -> str:
     return f"{kept}; lower train.lr or check the data"
 
 
-def run_settings(params: Params, model: str, augment: str, seed: int, world_size: int,
-                 device: torch.device) -> dict[str, Any]:
+def run_settings(model: str, augment: str, seed: int, world_size: int, device: torch.device, *,
+                 architecture: dict[str, Any], data: dict[str, Any], train: dict[str, Any],
+                 full_augment: dict[str, Any]) -> dict[str, Any]:
     """Everything that changes a training run's result: what its checkpoint fingerprint hashes.
 
-    The whole data section and the split file's content (the images, their geometry and the
-    split), the architecture, augmentation, seeds, the train section except settings that only
-    change speed or place (workers, checkpoint_dir; `device` enters as the device actually used),
-    and the number of processes (it changes the order of floating-point sums).
+    The whole `data` settings and the content of their `split_file` (the images, their geometry
+    and the split), the `architecture`, the `full_augment` settings, seeds, the `train` settings
+    except those that only change speed or place (workers, checkpoint_dir; `device` enters as the
+    device actually used), and the number of processes (it changes the order of floating-point
+    sums). The settings come as plain dicts, as the train stage reads them from params.yaml.
     """
-    train = {k: v for k, v in dataclasses.asdict(params.train).items()
-             if k not in ("workers", "checkpoint_dir", "device")}
-    return {"model": model, "augment": augment,
-            "architecture": dataclasses.asdict(params.architecture(model)),
-            "data": dataclasses.asdict(params.data), "split_sha256": file_sha256(params.data.split_file),
-            "train": train, "seed": seed, "validation": "quarter_turns",
-            "full_augment": dataclasses.asdict(params.full_augment), "world_size": world_size,
+    kept = {k: v for k, v in train.items() if k not in ("workers", "checkpoint_dir", "device")}
+    return {"model": model, "augment": augment, "architecture": dict(architecture),
+            "data": dict(data), "split_sha256": file_sha256(data["split_file"]),
+            "train": kept, "seed": seed, "validation": "quarter_turns",
+            "full_augment": dict(full_augment), "world_size": world_size,
             "device": device.type}

@@ -1,32 +1,23 @@
-"""The `equiseg` command line: `equiseg audit` (also `python -m equiseg audit`).
+"""The flags of `equiseg audit` and their translation into the audit's options and gate.
 
-Defaults come from `equiseg.config.SweepConfig`, so the command and the rotation_sweep stage
-sweep the same angles and levels unless told otherwise.
-
-Exit codes: 0 done (and every gate passed); 1 a gate (`--fail-under`, `--require-exact`) failed,
-with one line on stderr naming what; 2 bad input, with one `error:` line on stderr.
+Defaults come from `equiseg.analysis.sweep_settings.SweepConfig`, so the command and the
+rotation_sweep stage sweep the same angles and levels unless told otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from equiseg import __version__
 from equiseg.analysis.families import REGISTRY, family_names, level_settings
 from equiseg.analysis.judgeable import JUDGEABLE_MAX_SHARE, JUDGEABLE_MIN_SHARE
 from equiseg.analysis.summary import GATE_METRICS
-from equiseg.audit.api import audit_with
-from equiseg.audit.gates import GateSpec, check_gates, gate_failures
+from equiseg.analysis.sweep_settings import SweepConfig
+from equiseg.audit.gates import GateSpec
 from equiseg.audit.options import EXACT_GROUPS, AuditOptions
-from equiseg.audit.output import check_out
-from equiseg.config import SweepConfig
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
-from equiseg.errors import EquisegError, exit_on_user_error
 from equiseg.nn.symmetrize import SYMMETRY_GROUPS
-from equiseg.runtime import keep_freed_memory
 
 EXAMPLE = """example:
   equiseg sample-images samples/      # a few synthetic images and masks to try it on
@@ -91,44 +82,24 @@ def _integers(text: str) -> tuple[int, ...]:
                                          "indices") from None
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad argument as one `error:` line and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"error: {self.prog}: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def _levels(values: list[list[float]] | None, default: tuple[float, ...]) -> tuple[float, ...]:
     return default if values is None else tuple(v for group in values for v in group)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_audit_flags(audit: argparse.ArgumentParser) -> None:
+    """Every flag of `equiseg audit`, in its help's groups."""
     defaults = SweepConfig()
-    parser = _Parser(prog="equiseg", description="Equivariance tools for segmentation models.")
-    parser.add_argument("--version", action="version", version=f"equiseg {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    audit = commands.add_parser(
-        "audit", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLE,
-        help="how equivariant is a segmentation model? (rotations, flips, photometric changes, "
-             "shifts, scale)",
-        description="Perturb every image of a folder, undo the perturbation on the prediction, "
-                    "and measure how far it is from the prediction on the original (label-free) "
-                    "and from the masks (if given). Writes CSV, JSON, figures and an HTML report.")
-    commands.add_parser(
-        "plots-template", help="make `dvc plots show` draw offline (writes .dvc/plots_offline.html)",
-        description="Build DVC's plots page template with Vega bundled in (from vl-convert), so "
-                    "`dvc plots show` renders without a network; run it in the project root.")
-    samples = commands.add_parser(
-        "sample-images", help="write a few synthetic images and masks to try the audit on",
-        description="Write DIR/images/*.png and DIR/masks/*.png: synthetic butterflies from "
-                    "the pipeline's generator (seeded, no download), e.g. for "
-                    "`equiseg audit --images DIR/images --masks DIR/masks ...`.")
-    samples.add_argument("folder", type=Path, metavar="DIR", help="a new or empty folder")
-    samples.add_argument("--count", type=int, default=6, help="images (default: 6)")
-    samples.add_argument("--size", type=int, default=128, help="side in pixels (default: 128)")
-    samples.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
-    model = audit.add_argument_group("model")
+    _model_flags(audit.add_argument_group("model"))
+    _image_flags(audit.add_argument_group("images"), defaults)
+    _perturbation_flags(audit.add_argument_group("perturbations"), defaults)
+    _run_flags(audit.add_argument_group("run"), defaults)
+    _gate_flags(audit.add_argument_group("CI gate (exit code 1 when failed)"))
+    _judgeable_flags(audit.add_argument_group(
+        "judgeable images (figures, exactness and gates cover only these)"))
+
+
+def _model_flags(model: argparse._ArgumentGroup) -> None:
+    """What the model is, how to call it and read its output."""
     model.add_argument("--model", required=True, metavar="SPEC",
                        help="MODULE:FACTORY, path/to/file.py:FACTORY (a callable returning a "
                             "torch.nn.Module), a torch.export .pt2, an .onnx (needs onnxruntime), "
@@ -165,7 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--mean", type=_numbers, help="per-channel mean, e.g. 0.5,0.5,0.5 "
                        "(overrides --normalise)")
     model.add_argument("--std", type=_numbers, help="per-channel std (overrides --normalise)")
-    data = audit.add_argument_group("images")
+
+
+def _image_flags(data: argparse._ArgumentGroup, defaults: SweepConfig) -> None:
+    """Where the images come from and how they are sized."""
     data.add_argument("--images", type=Path, required=True, help="folder of PNG/JPEG images")
     data.add_argument("--masks", type=Path, help="folder of masks named like their images "
                       "(<stem>.png or <stem>_seg0.png); optional")
@@ -177,7 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="canvas sides are multiples of this (default: 16)")
     data.add_argument("--max-images", type=int, default=defaults.max_images,
                       help="audit at most this many images, spread over the folder (0 = all)")
-    sweep = audit.add_argument_group("perturbations")
+
+
+def _perturbation_flags(sweep: argparse._ArgumentGroup, defaults: SweepConfig) -> None:
+    """Which perturbations, at which angles and levels."""
     sweep.add_argument("--perturb", type=_names, default=family_names(),
                        help=f"comma-separated, from {','.join(family_names())} (default: all)")
     sweep.add_argument("--angle-step", type=float, default=defaults.angle_step,
@@ -187,7 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
         axis = next(f.plot.axis for f in REGISTRY.values() if f.setting == name)
         sweep.add_argument(f"--{name}", type=_numbers, nargs="+", metavar="LEVELS",
                            help=f"{axis}: levels, comma- or space-separated (default: {levels})")
-    run = audit.add_argument_group("run")
+
+
+def _run_flags(run: argparse._ArgumentGroup, defaults: SweepConfig) -> None:
+    """Where the results go and how the model runs; the exactness tolerance."""
     run.add_argument("--out", type=Path, required=True,
                      help="output folder: new, empty, or an earlier audit's (replaced whole); "
                           "anything else is refused")
@@ -204,7 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rtol", type=float, default=defaults.exact_rtol,
                      help="relative part: exact when every |raw difference| <= atol + rtol x the "
                           f"largest |raw output| (default: {defaults.exact_rtol:g})")
-    gate = audit.add_argument_group("CI gate (exit code 1 when failed)")
+    run.add_argument("--worst", type=int, default=3, help="least consistent images to show")
+
+
+def _gate_flags(gate: argparse._ArgumentGroup) -> None:
+    """The CI gate: figures that must reach a value, exactness required."""
     gate.add_argument("--fail-under", type=_gate, action="append", default=[],
                       metavar="NAME=VALUE", help="fail when the figure NAME is below VALUE; "
                       f"repeatable; NAME from {', '.join(GATE_METRICS)} (see below)")
@@ -214,8 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--allow-degenerate", action="store_true",
                       help="gate even when most images get no judgeable prediction (see "
                            "--judgeable-min-share), on figures over every image")
-    judge = audit.add_argument_group(
-        "judgeable images (figures, exactness and gates cover only these)")
+
+
+def _judgeable_flags(judge: argparse._ArgumentGroup) -> None:
+    """Which images can show equivariance (see `analysis.judgeable`)."""
     judge.add_argument("--judgeable-min-share", type=float, default=JUDGEABLE_MIN_SHARE,
                        metavar="SHARE", help="an image is judgeable when the prediction on it "
                        "is not constant and its foreground covers at least this share of the "
@@ -225,8 +211,6 @@ def build_parser() -> argparse.ArgumentParser:
                        f"{JUDGEABLE_MAX_SHARE:g}); when more than half of the images are not "
                        "judgeable the verdict is 'cannot judge' and every gate fails (unless "
                        "--allow-degenerate)")
-    run.add_argument("--worst", type=int, default=3, help="least consistent images to show")
-    return parser
 
 
 def options_from_args(args: argparse.Namespace) -> tuple[AuditOptions, GateSpec]:
@@ -249,54 +233,3 @@ def options_from_args(args: argparse.Namespace) -> tuple[AuditOptions, GateSpec]
         judgeable_max_share=args.judgeable_max_share, allow_degenerate=args.allow_degenerate)
     options.validate()
     return options, GateSpec(tuple(args.fail_under), args.require_exact)
-
-
-def _audit(args: argparse.Namespace) -> int:
-    """Check everything that can be checked before any work, audit, write, gate."""
-    options, gate = options_from_args(args)
-    check_out(args.out)
-    options.perturbations()  # unknown names and bad levels refused before any work
-    check_gates(gate, options, has_masks=args.masks is not None)
-    result = audit_with(args.model, args.images, args.masks, options, args.weights,
-                        args.model_kwargs, args.seed)
-    result.write(args.out)
-    summary = result.summary
-    rotate = summary["perturbations"].get("rotate", {})
-    failures = gate_failures(summary, gate, options.allow_degenerate)
-    print(json.dumps({"out": str(args.out), "images": summary["images"],
-                      "images_per_second": summary["images_per_second"],
-                      "judgeable_images": summary["judgeable_images"],
-                      "verdict": summary["verdict"],
-                      "exact_at_90_multiples": rotate.get("exact_at_90_multiples"),
-                      "outputs_identical_under_group": summary["outputs_identical_under_group"],
-                      "worst_rotation": rotate.get("worst_level"),
-                      "degenerate_images": summary["degenerate_images"],
-                      "weights_loaded": summary["weights_loaded"],
-                      "gate": "failed" if failures else "passed"}))
-    if failures:
-        print(f"gate failed: {'; '.join(failures)}", file=sys.stderr)
-        return 1
-    return 0
-
-
-@exit_on_user_error
-def main(argv: list[str] | None = None) -> int:
-    keep_freed_memory()
-    args = build_parser().parse_args(argv)
-    if args.command == "plots-template":
-        from equiseg.report.offline_plots import ensure_offline_plots_template
-
-        written = ensure_offline_plots_template(Path.cwd())
-        if written is None:
-            raise EquisegError("no .dvc folder here; run `equiseg plots-template` in the "
-                               "project root")
-        print(f"wrote {written}; `dvc plots show` now renders offline")
-        return 0
-    if args.command == "sample-images":
-        from equiseg.audit.samples import write_samples
-
-        folder = write_samples(args.folder, args.count, args.size, args.seed)
-        print(f"wrote {args.count} images to {folder / 'images'} and their masks to "
-              f"{folder / 'masks'}")
-        return 0
-    return _audit(args)
