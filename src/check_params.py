@@ -7,19 +7,23 @@ only the stages whose own parameters changed.
 
 `--unchanged` runs before and after every other stage's command: it refuses when params.yaml is no
 longer what this stage validated (as dvc.lock records it), e.g. because a second `dvc exp run`
-in the same workspace rewrote it mid-run.
+in the same workspace rewrote it mid-run. It compares values, not text, and imports nothing of
+the schema but its error format, so it costs a fraction of a second (the schema loads torch).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from equiseg.config import ConfigError, Params, load_params, param_error, parse_params, stage_parser
+from equiseg.config.checks import ConfigError, param_error, stage_parser
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_text
+
+if TYPE_CHECKING:
+    from equiseg.config import Params
 
 STAMP = "params.yaml passed src/check_params.py; every stage depends on this file to run after it\n"
 
@@ -32,8 +36,23 @@ def check_reachable(params: Params) -> None:
                           "a local zip or extracted folder, or null to download data.urls")
 
 
-def check_unchanged(params: Params, params_file: str, lock_file: Path) -> None:
-    """Refuse if `params` differ from what the `params` stage validated in this run."""
+def comparable(value: Any) -> Any:
+    """A YAML value as the guard compares it: numbers written as text (`1e-3`, which PyYAML reads
+    as a string and DVC's YAML 1.2 as a float) become floats, containers compare by content."""
+    if isinstance(value, dict):
+        return {key: comparable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [comparable(item) for item in value]
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def check_unchanged(params_file: str, lock_file: Path) -> None:
+    """Refuse if params.yaml differs from what the `params` stage validated in this run."""
     try:
         lock = yaml.safe_load(lock_file.read_text()) or {}
     except FileNotFoundError:
@@ -42,11 +61,12 @@ def check_unchanged(params: Params, params_file: str, lock_file: Path) -> None:
     if validated is None:
         return
     try:
-        before = parse_params(validated)
-    except ConfigError:  # validated by older code: everything counts as changed
-        before = None
-    changed = [f.name for f in dataclasses.fields(Params)
-               if before is None or getattr(before, f.name) != getattr(params, f.name)]
+        current = yaml.safe_load(Path(params_file).read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{params_file}: cannot be read ({str(err).splitlines()[0]}); "
+                          "restore it and run `dvc exp run` again") from None
+    before, now = comparable(validated), comparable(current)
+    changed = sorted(key for key in set(before) | set(now) if before.get(key) != now.get(key))
     if changed:
         raise ConfigError(
             f"{params_file} changed after the `params` stage validated it ({', '.join(changed)}; "
@@ -64,10 +84,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lock", default="dvc.lock", help="DVC's lock file (default: %(default)s)")
     args = parser.parse_args(argv)
 
-    params = load_params(args.params)
     if args.unchanged:
-        check_unchanged(params, args.params, Path(args.lock))
+        check_unchanged(args.params, Path(args.lock))
         return
+    from equiseg.config import load_params  # the schema: torch and albumentations come with it
+
+    params = load_params(args.params)
     check_reachable(params)
     write_text(args.out, STAMP)
     print(f"{args.params}: valid")

@@ -4,10 +4,13 @@ The same behaviour under real `dvc exp run` is in tests/test_pipeline.py."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import yaml
 
 from equiseg.io import atomic_dir, write_text
-from tests.tiny_project import TINY_PARAMS, run_stage, write_params
+from tests.tiny_project import SRC, TINY_PARAMS, run_stage, stage_env, write_params
 
 
 def write_lock(root, params: dict) -> None:
@@ -51,6 +54,28 @@ def test_the_guard_passes_while_params_yaml_is_what_the_params_stage_validated(t
     write_lock(tmp_path, yaml.safe_load((tmp_path / "params.yaml").read_text()))
     # formatting is not content: the same values written differently still pass
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS, sort_keys=True, indent=4))
+    assert run_stage(tmp_path, "check_params.py", "--unchanged").returncode == 0
+
+
+def test_the_guard_loads_no_torch_since_it_runs_twice_around_every_stage(tmp_path):
+    write_params(tmp_path)
+    write_lock(tmp_path, yaml.safe_load((tmp_path / "params.yaml").read_text()))
+    probe = (f"import runpy, sys; sys.argv = ['check_params.py', '--unchanged']; "
+             f"runpy.run_path({str(SRC / 'check_params.py')!r}, run_name='__main__'); "
+             "print(sorted(m for m in ('torch', 'albumentations') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], check=False, cwd=tmp_path,
+                            capture_output=True, text=True, env=stage_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_number_written_as_text_is_the_same_value_to_the_guard(tmp_path):
+    write_params(tmp_path, train={"lr": 0.001})
+    validated = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    write_lock(tmp_path, validated)
+    text = (tmp_path / "params.yaml").read_text().replace("lr: 0.001", "lr: 1e-3")
+    assert "lr: 1e-3" in text  # PyYAML reads this as a string, DVC's YAML 1.2 as a float
+    (tmp_path / "params.yaml").write_text(text)
     assert run_stage(tmp_path, "check_params.py", "--unchanged").returncode == 0
 
 

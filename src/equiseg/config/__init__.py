@@ -9,18 +9,26 @@ message that names the key, what was wrong and the allowed values, before any wo
 `params`: the whole file.
 """
 
-from equiseg.config.checks import ConfigError, check_choice, param_error, params_keys
-from equiseg.config.params import Params, load_params, parse_params, stage_parser
-from equiseg.config.sections import (
-    ArchitectureConfig,
-    DataConfig,
-    EvaluateConfig,
-    SyntheticConfig,
-    TrainConfig,
-)
+import importlib
+from typing import Any
 
+# Each public name and its module, imported on first use: the guard around every stage needs
+# only `checks`, and the sections import torch and albumentations through the library's types.
+_HOMES = {
+    "ConfigError": "checks", "check_choice": "checks", "param_error": "checks",
+    "params_keys": "checks", "stage_parser": "checks",
+    "Params": "params", "load_params": "params", "parse_params": "params",
+    "ArchitectureConfig": "sections", "DataConfig": "sections", "EvaluateConfig": "sections",
+    "SyntheticConfig": "sections", "TrainConfig": "sections",
+}
 __all__ = [
     "ArchitectureConfig", "ConfigError", "DataConfig", "EvaluateConfig", "Params",
     "SyntheticConfig", "TrainConfig", "check_choice", "load_params", "param_error",
     "params_keys", "parse_params", "stage_parser",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'equiseg.config' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"equiseg.config.{_HOMES[name]}"), name)

@@ -1,4 +1,5 @@
-"""The one format of a parameter error, and the checks every section of params.yaml shares.
+"""The one format of a parameter error, the checks every section of params.yaml shares, and the
+command line every stage shares. Light (no torch): the guard around every stage imports it alone.
 
 A wrong value raises `ConfigError` with a one-line message that names the key, what was wrong and
 the allowed values. A value the library refuses (`equiseg.errors.InvalidValue`, named by its own
@@ -7,6 +8,7 @@ argument) is given its key here too (`params_keys`), so key names are added at t
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 from collections.abc import Iterator
 from typing import Any
@@ -67,3 +69,12 @@ def check_divisible_by_16(key: str, value: Any) -> None:
     check_positive(key, value)
     if value % 16:
         fail(key, f"is {value}, which is not divisible by 16 (the U-Nets pool four times)")
+
+
+def stage_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line every stage script shares: described by the first line of the stage's
+    docstring, with `--params` (so it reads the same everywhere)."""
+    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    parser.add_argument("--params", default="params.yaml",
+                        help="parameters file (default: %(default)s)")
+    return parser

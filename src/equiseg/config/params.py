@@ -3,7 +3,6 @@ each model's architecture over its preset, and validated before any work starts.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,12 +139,3 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     return parse_params(raw or {})
-
-
-def stage_parser(doc: str) -> argparse.ArgumentParser:
-    """The command line every stage script shares: described by the first line of the stage's
-    docstring, with `--params` (so it reads the same everywhere)."""
-    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
-    parser.add_argument("--params", default="params.yaml",
-                        help="parameters file (default: %(default)s)")
-    return parser
