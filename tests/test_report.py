@@ -351,7 +351,7 @@ def test_html_opens_in_chromium_with_every_image_loaded(built, tmp_path):
 def test_overlay_labels_follow_the_sweeps_own_mask_decision():
     import torch
 
-    from equiseg.analysis.sweep import class_masks
+    from equiseg.analysis.frame_scores import class_masks
     from equiseg.report.overlays import labels_from_probs
 
     one = torch.tensor([[[0.2, 0.5], [0.51, 0.9]]])  # (1, H, W): p > 0.5 is foreground
