@@ -16,7 +16,8 @@ import pandas as pd
 
 from equiseg.analysis.inputs import check_image_index, spread_indices, validation_images
 from equiseg.analysis.replicates import headline_metrics, replicate_stats
-from equiseg.analysis.summary import equivariance_summary, perturbation_table, rotation_table
+from equiseg.analysis.set_tables import perturbation_table, rotation_table
+from equiseg.analysis.summary import equivariance_summary
 from equiseg.analysis.sweep import make_predictor, run_sweep, sweep_perturbations
 from equiseg.config import load_params, run_name, stage_parser
 from equiseg.data.datasets import load_split

@@ -214,7 +214,7 @@ def test_a_family_registered_in_one_place_flows_to_the_sweeps_output(monkeypatch
     assert len(inverted) == 2 and (inverted["iou_consistency"] < 0.5).all()
     assert "invert" in summarize(frame, 1e-4, 1e-4)["perturbations"]
 
-    from equiseg.analysis.summary import perturbation_table
+    from equiseg.analysis.set_tables import perturbation_table
     from equiseg.report.figures import level_figure
 
     table = perturbation_table(frame)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from equiseg.analysis.summary import PERTURB_COLUMNS, ROTATION_COLUMNS
+from equiseg.analysis.set_tables import PERTURB_COLUMNS, ROTATION_COLUMNS
 from equiseg.cli import main as equiseg_main
 from equiseg.config import load_params
 from equiseg.nn.models import build_model, save_trained

@@ -16,15 +16,14 @@ from equiseg.analysis.perturbations import (
     restore,
     rotation_angles,
 )
-from equiseg.analysis.summary import (
+from equiseg.analysis.set_tables import (
     PERTURB_COLUMNS,
     ROTATION_COLUMNS,
-    equivariance_summary,
     perturbation_table,
     rotation_table,
     set_statistics,
-    summarize,
 )
+from equiseg.analysis.summary import equivariance_summary, summarize
 from equiseg.analysis.sweep import (
     ModelOutputError,
     SweepImage,

@@ -1,9 +1,10 @@
-"""The one summary of a sweep: set statistics per level, worst level, spread, exactness, degenerate
-predictions, and the named figures a CI gate can test.
+"""The one summary of a sweep: per perturbation its worst level, spread, exactness and means,
+the degenerate predictions, and the named figures a CI gate can test.
 
-Both the rotation_sweep stage (`equivariance_summary`, `rotation_table`, `perturbation_table`) and
-`equiseg audit` (`summarize`) read their numbers from here, so the stage and the audit cannot call
-the same model exact in one place and not in the other.
+Both the rotation_sweep stage (`equivariance_summary`) and `equiseg audit` (`summarize`) read
+their numbers from here, so the stage and the audit cannot call the same model exact in one place
+and not in the other. The per-level statistics it reads are `equiseg.analysis.set_tables`'; what
+*exact* means is `equiseg.analysis.exactness`'.
 
 Decisions made here, once:
 - *worst level*: the level that changes the image with the lowest mean over images (consistency
@@ -11,19 +12,13 @@ Decisions made here, once:
   brightness 0, contrast 1, noise 0) is never the worst level.
 - *spread*: max - min of the mean consistency IoU over the levels that change the image; of the
   mean IoU against masks over all levels (the upright accuracy is a real point of that curve).
-- *exact*: every image's raw model output (logits, or probabilities for a model that returns
-  them), undone and compared with the unperturbed one, satisfies
-  max|raw_restored - raw_reference| <= atol + rtol * max|raw_reference| inside the valid region,
-  at every rotation by a non-zero multiple of 90 degrees (flips: at the flip). Judging the raw
-  output rather than thresholded masks or saturated probabilities keeps a model whose logits
-  differ from being called exact because sigmoid(30) == sigmoid(20) in float32.
+- *exact*: at every rotation by a non-zero multiple of 90 degrees (flips: at the flip).
 - *judgeable* (the audit's `summarize(..., judge=...)`): figures, exactness and gates cover
   only the images whose unperturbed prediction can show equivariance (see
   `equiseg.analysis.judgeable`); `outputs_identical_under_group` keeps raw-output exactness over
   every image as a separate fact (true for a constant model). The stage judges every image.
-- *dB*: `set_psnr_db_mean` is the mean of per-image PSNRs; `set_psnr_db_pooled` is StyleGAN3's
-  EQ-R, the PSNR of the mean squared error over all valid pixels of all images (see
-  `metrics.pooled_psnr_db`). Both cap at `metrics.PSNR_CAP_DB` for identical maps.
+- *dB*: `mean_psnr_db` averages per-image PSNRs, `pooled_psnr_db` pools squared errors (EQ-R);
+  see `equiseg.analysis.set_tables`.
 """
 
 from __future__ import annotations
@@ -32,74 +27,15 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from equiseg.analysis.exactness import (
+    FLIPS,
+    at_quarter_turns,
+    exactness,
+    outputs_identical_under_group,
+)
 from equiseg.analysis.families import REGISTRY, member_names
 from equiseg.analysis.judgeable import Judgeability, judge_frame, verdict
-from equiseg.analysis.perturbations import Perturbation
-from equiseg.metrics import pooled_psnr_db
-
-SET_COLUMNS = ("set_iou_gt_mean", "set_iou_gt_std", "set_iou_gt_min", "set_iou_consistency_mean",
-               "set_iou_consistency_std", "set_iou_consistency_min", "set_mad_mean",
-               "set_psnr_db_mean", "set_psnr_db_pooled")
-ROTATION_COLUMNS = ("angle", "iou_gt", "iou_consistency", "mad", "psnr_db", *SET_COLUMNS)
-PERTURB_COLUMNS = ("perturbation", "level", *SET_COLUMNS)
-FLIPS = REGISTRY["flip"].member_names
-
-
-def identity_rows(frame: pd.DataFrame) -> pd.Series:
-    """True for rows whose perturbation changes nothing (rotate 0, brightness 0, ...)."""
-    return pd.Series([Perturbation(name, float(level)).is_identity
-                      for name, level in zip(frame["perturbation"], frame["level"])],
-                     index=frame.index, dtype=bool)
-
-
-def _pooled(part: pd.DataFrame) -> float:
-    if "mse" not in part or "valid_pixels" not in part:
-        return float("nan")
-    return pooled_psnr_db(part["mse"].to_numpy(), part["valid_pixels"].to_numpy())
-
-
-def set_statistics(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (perturbation, level) over images, rows in the frame's order: mean, std (population)
-    and min of the IoUs; mean MAD; mean of per-image dB and pooled dB; the worst `max_abs_diff`."""
-    grouped = frame.groupby(["perturbation", "level"], sort=False)
-    stats = pd.DataFrame({
-        "set_iou_gt_mean": grouped["iou_gt"].mean(),
-        "set_iou_gt_std": grouped["iou_gt"].std(ddof=0),
-        "set_iou_gt_min": grouped["iou_gt"].min(),
-        "set_iou_consistency_mean": grouped["iou_consistency"].mean(),
-        "set_iou_consistency_std": grouped["iou_consistency"].std(ddof=0),
-        "set_iou_consistency_min": grouped["iou_consistency"].min(),
-        "set_mad_mean": grouped["mad"].mean(),
-        "set_psnr_db_mean": grouped["psnr_db"].mean(),
-        "set_psnr_db_pooled": grouped.apply(_pooled, include_groups=False),
-        "set_max_abs_diff": grouped["max_abs_diff"].max(),
-    })
-    return stats.reset_index()
-
-
-def rotation_table(frame: pd.DataFrame, chosen: str | None = None) -> pd.DataFrame:
-    """Per angle, the set's statistics (what angle figures plot) and, when `chosen` names an image,
-    that image's own metrics (`plots/rotation/*.csv` of the stage, in ROTATION_COLUMNS)."""
-    rotations = frame[frame["perturbation"] == "rotate"]
-    if rotations.empty:
-        raise ValueError("the sweep has no rotations")
-    table = set_statistics(rotations).set_index("level")
-    if chosen is None:
-        return table.reset_index().rename(columns={"level": "angle"})
-    single = rotations[rotations["image"] == chosen].set_index("level")
-    if single.empty:
-        raise ValueError(f"image {chosen!r} is not in the sweep")
-    for column in ("iou_gt", "iou_consistency", "mad", "psnr_db"):
-        table[column] = single[column]
-    return table.reset_index().rename(columns={"level": "angle"})[list(ROTATION_COLUMNS)]
-
-
-def perturbation_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """`plots/perturb/*.csv`: per non-rotation perturbation and level, the set's statistics."""
-    others = frame[frame["perturbation"] != "rotate"]
-    if others.empty:
-        return pd.DataFrame(columns=list(PERTURB_COLUMNS))
-    return set_statistics(others)[list(PERTURB_COLUMNS)]
+from equiseg.analysis.set_tables import identity_rows, pooled_db, set_statistics
 
 
 def _mean_or_none(values: pd.Series) -> float | None:
@@ -109,32 +45,6 @@ def _mean_or_none(values: pd.Series) -> float | None:
 
 def _float_or_none(value: object) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
-
-
-def _at_quarter_turns(levels: pd.Series) -> pd.Series:
-    return (levels % 90 == 0) & (levels % 360 != 0)
-
-
-def within_tolerance(rows: pd.DataFrame, atol: float, rtol: float) -> pd.Series:
-    """Per row: the raw output, undone, equals the reference within atol + rtol * its scale.
-
-    Frames without raw columns (probability-only predict functions) fall back to probabilities.
-    """
-    if "max_abs_diff_raw" in rows and "raw_scale" in rows:
-        return rows["max_abs_diff_raw"] <= atol + rtol * rows["raw_scale"]
-    return rows["max_abs_diff"] <= atol
-
-
-def _exactness(rows: pd.DataFrame, atol: float, rtol: float) -> dict:
-    """`exact`, and the largest differences behind the verdict, over `rows`."""
-    if rows.empty:
-        return {"exact": None, "max_abs_diff": None, "max_rel_diff_raw": None}
-    relative = None
-    if "max_abs_diff_raw" in rows and "raw_scale" in rows:
-        scale = rows["raw_scale"].where(rows["raw_scale"] > 0)
-        relative = _float_or_none((rows["max_abs_diff_raw"] / scale).max())
-    return {"exact": bool(within_tolerance(rows, atol, rtol).all()),
-            "max_abs_diff": float(rows["max_abs_diff"].max()), "max_rel_diff_raw": relative}
 
 
 def _worst(part: pd.DataFrame, column: str) -> pd.Series | None:
@@ -160,7 +70,7 @@ def _entry(name: str, rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol
         "mean_consistency_iou": _mean_or_none(consistency),
         "mean_mad": _mean_or_none(moved_stats["set_mad_mean"]),
         "mean_psnr_db": _mean_or_none(moved_stats["set_psnr_db_mean"]),
-        "pooled_psnr_db": _float_or_none(_pooled(moved_rows)) if len(moved_rows) else None,
+        "pooled_psnr_db": _float_or_none(pooled_db(moved_rows)) if len(moved_rows) else None,
         "mean_iou_gt": _mean_or_none(stats["set_iou_gt_mean"]),
         "worst_iou_gt": _float_or_none(stats["set_iou_gt_min"].min()),
         "worst_iou_gt_level": None if worst_gt is None else float(worst_gt["level"]),
@@ -168,9 +78,9 @@ def _entry(name: str, rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol
         "iou_gt_spread": float(accuracy.max() - accuracy.min()) if len(accuracy) else None,
     }
     if name == "rotate":
-        quarter_stats = _at_quarter_turns(stats["level"])
+        quarter_stats = at_quarter_turns(stats["level"])
         off_grid = stats["level"] % 90 != 0
-        exact = _exactness(rows[_at_quarter_turns(rows["level"])], atol, rtol)
+        exact = exactness(rows[at_quarter_turns(rows["level"])], atol, rtol)
         entry.update({
             "exact_at_90_multiples": bool(exact["exact"]),
             "max_abs_diff_at_90_multiples": exact["max_abs_diff"],
@@ -180,11 +90,11 @@ def _entry(name: str, rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol
             "consistency_iou_off_grid": _mean_or_none(
                 stats.loc[off_grid, "set_iou_consistency_mean"]),
             "psnr_db_off_grid": _mean_or_none(stats.loc[off_grid, "set_psnr_db_mean"]),
-            "psnr_db_pooled_off_grid": _float_or_none(_pooled(rows[rows["level"] % 90 != 0]))
+            "psnr_db_pooled_off_grid": _float_or_none(pooled_db(rows[rows["level"] % 90 != 0]))
             if off_grid.any() else None,
         })
     elif name in FLIPS:
-        exact = _exactness(rows, atol, rtol)
+        exact = exactness(rows, atol, rtol)
         entry.update({"exact": exact["exact"], "max_abs_diff": exact["max_abs_diff"],
                       "max_rel_diff_raw": exact["max_rel_diff_raw"]})
     return entry
@@ -197,23 +107,6 @@ def degenerate_images(frame: pd.DataFrame) -> dict[str, str]:
     reference = frame[identity_rows(frame) & frame["degenerate"].astype(bool)]
     reference = reference.drop_duplicates("image")
     return dict(zip(reference["image"].astype(str), reference["degenerate_reason"].astype(str)))
-
-
-def outputs_identical_under_group(frame: pd.DataFrame, atol: float, rtol: float) -> dict:
-    """Whether every image's raw output, undone, equals the unperturbed one within tolerance:
-    {"p4": at rotations by 90-degree multiples, "p4m": and both flips}, for what was swept.
-
-    A fact about the outputs over all images, not a verdict: a constant output is identical
-    under every transform, so `True` here is no evidence of equivariance (see `judgeable`).
-    """
-    rotations = frame[(frame["perturbation"] == "rotate") & _at_quarter_turns(frame["level"])]
-    if rotations.empty:
-        return {}
-    identical = {"p4": bool(within_tolerance(rotations, atol, rtol).all())}
-    flips = frame[frame["perturbation"].isin(FLIPS)]
-    if set(flips["perturbation"]) == set(FLIPS):
-        identical["p4m"] = identical["p4"] and bool(within_tolerance(flips, atol, rtol).all())
-    return identical
 
 
 def _figures(frame: pd.DataFrame, atol: float, rtol: float, worst_images: int) -> dict:
