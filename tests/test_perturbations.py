@@ -193,7 +193,7 @@ def test_audit_options_refuse_unknown_families_and_bad_levels_in_the_registrys_t
 
 
 def test_gates_exist_for_shift_and_scale():
-    from equiseg.analysis.summary import GATE_METRICS, GATE_NEEDS
+    from equiseg.analysis.gate_figures import GATE_METRICS, GATE_NEEDS
 
     assert GATE_NEEDS["shift"] == ("shift",) and "scale" in GATE_METRICS
     assert GATE_NEEDS["photometric"] == ("brightness", "contrast", "noise")

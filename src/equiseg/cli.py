@@ -16,8 +16,8 @@ from pathlib import Path
 
 from equiseg import __version__
 from equiseg.analysis.families import REGISTRY, family_names, level_settings
+from equiseg.analysis.gate_figures import GATE_METRICS
 from equiseg.analysis.judgeable import JUDGEABLE_MAX_SHARE, JUDGEABLE_MIN_SHARE
-from equiseg.analysis.summary import GATE_METRICS
 from equiseg.audit.api import audit_with
 from equiseg.audit.gates import GateSpec, check_gates, gate_failures
 from equiseg.audit.options import EXACT_GROUPS, AuditOptions

@@ -8,7 +8,10 @@ whose logits differ from being called exact because sigmoid(30) == sigmoid(20) i
 
 The pixel grid decides where exactness can be verified: a turn by a multiple of 90 degrees (and a
 flip) moves whole pixels, any other angle resamples the input, so no model is exact there and a
-sweep can only measure how close it comes (consistency).
+sweep can only measure how close it comes (consistency). A model's group covers the multiples of
+its `group_turn` (degrees: 90 for p4/p4m, 45 for c8/d8, 360 for the plain net; the one mapping
+from a group's name is `equiseg.nn.groups.group_turn`); `exact_at_group_angles` says True only
+where it verified every one of them, and None (cannot judge) where it could not.
 """
 
 from __future__ import annotations
@@ -18,11 +21,23 @@ import pandas as pd
 from equiseg.analysis.families import REGISTRY
 
 FLIPS = REGISTRY["flip"].member_names
+ANGLE_TOL = 1e-6  # degrees: sweep levels are multiples of a step, stored as floats
 
 
 def at_quarter_turns(levels: pd.Series) -> pd.Series:
     """Rotations by a non-zero multiple of 90 degrees: the ones the pixel grid makes exact."""
     return (levels % 90 == 0) & (levels % 360 != 0)
+
+
+def in_group(levels: pd.Series, group_turn: float) -> pd.Series:
+    """Rotation angles (degrees) that are multiples of `group_turn`: the group's own angles."""
+    remainder = levels % group_turn
+    return (remainder < ANGLE_TOL) | (group_turn - remainder < ANGLE_TOL)
+
+
+def group_angles(group_turn: float) -> list[float]:
+    """The group's rotations other than the identity, in degrees (none for the plain net)."""
+    return [k * group_turn for k in range(1, round(360 / group_turn))]
 
 
 def within_tolerance(rows: pd.DataFrame, atol: float, rtol: float) -> pd.Series:
@@ -46,6 +61,29 @@ def exactness(rows: pd.DataFrame, atol: float, rtol: float) -> dict:
         relative = None if pd.isna(largest) else float(largest)
     return {"exact": bool(within_tolerance(rows, atol, rtol).all()),
             "max_abs_diff": float(rows["max_abs_diff"].max()), "max_rel_diff_raw": relative}
+
+
+def exact_at_group_angles(rows: pd.DataFrame, group_turn: float, atol: float,
+                          rtol: float) -> bool | None:
+    """Whether the raw outputs are exact at every rotation of the group but the identity, as far
+    as the grid lets a sweep verify it; `rows` are a sweep's rotation rows.
+
+    False as soon as one is verifiably not (a quarter turn of the group outside the tolerance).
+    True only when every rotation of the group is a quarter turn and was swept. Otherwise None,
+    cannot judge: the group has no rotation but the identity (the plain net), or has rotations
+    off the 90-degree grid (c8/d8's 45 degrees: judged by consistency, never called exact), or
+    the sweep missed some of its angles.
+    """
+    angles = group_angles(group_turn)
+    own = rows[in_group(rows["level"], group_turn) & (rows["level"] % 360 != 0)]
+    on_grid = own[at_quarter_turns(own["level"])]
+    if len(on_grid) and not within_tolerance(on_grid, atol, rtol).all():
+        return False
+    swept = pd.Series(sorted(set(own["level"])), dtype=float)
+    missed = [a for a in angles if not ((swept - a).abs() < ANGLE_TOL).any()]
+    if not angles or missed or any(round(a, 6) % 90 for a in angles):
+        return None
+    return True
 
 
 def outputs_identical_under_group(frame: pd.DataFrame, atol: float, rtol: float) -> dict:

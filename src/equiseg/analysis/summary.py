@@ -1,5 +1,6 @@
 """The one summary of a sweep: per perturbation its worst level, spread, exactness and means,
-the degenerate predictions, and the named figures a CI gate can test.
+and the degenerate predictions (the figures a CI gate tests are read off it in
+`equiseg.analysis.gate_figures`).
 
 Both the rotation_sweep stage (`equivariance_summary`) and `equiseg audit` (`summarize`) read
 their numbers from here, so the stage and the audit cannot call the same model exact in one place
@@ -13,6 +14,10 @@ Decisions made here, once:
 - *spread*: max - min of the mean consistency IoU over the levels that change the image; of the
   mean IoU against masks over all levels (the upright accuracy is a real point of that curve).
 - *exact*: at every rotation by a non-zero multiple of 90 degrees (flips: at the flip).
+- *the group's reach* (with the model's `group_turn`): its angles are the multiples of the turn;
+  exact there only where every one of them is a quarter turn and was swept, else False if a
+  swept quarter turn fails, else None (cannot judge); consistency at its angles off the
+  90-degree grid (c8/d8's eighth turns), never called exact, and off its angles.
 - *judgeable* (the audit's `summarize(..., judge=...)`): figures, exactness and gates cover
   only the images whose unperturbed prediction can show equivariance (see
   `equiseg.analysis.judgeable`); `outputs_identical_under_group` keeps raw-output exactness over
@@ -23,19 +28,22 @@ Decisions made here, once:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pandas as pd
 
 from equiseg.analysis.exactness import (
     FLIPS,
     at_quarter_turns,
+    exact_at_group_angles,
     exactness,
+    in_group,
     outputs_identical_under_group,
 )
-from equiseg.analysis.families import REGISTRY, member_names
 from equiseg.analysis.judgeable import Judgeability, judge_frame, verdict
 from equiseg.analysis.set_tables import identity_rows, pooled_db, set_statistics
+
+# what a rotation's figures add when the model's group is known (`_group_figures`)
+GROUP_KEYS = ("group_turn", "exact_at_group_angles", "consistency_iou_at_group_angles_off_grid",
+              "consistency_iou_off_group_angles")
 
 
 def _mean_or_none(values: pd.Series) -> float | None:
@@ -52,8 +60,46 @@ def _worst(part: pd.DataFrame, column: str) -> pd.Series | None:
     return None if values.empty else part.loc[values.idxmin()]
 
 
-def _entry(name: str, rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol: float) -> dict:
-    """One perturbation's figures: `rows` are its per-image rows, `stats` its set statistics."""
+def _rotation_figures(rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol: float) -> dict:
+    """Exactness at the quarter turns, and consistency and dB on and off the 90-degree grid."""
+    quarter_stats = at_quarter_turns(stats["level"])
+    off_grid = stats["level"] % 90 != 0
+    exact = exactness(rows[at_quarter_turns(rows["level"])], atol, rtol)
+    return {
+        "exact_at_90_multiples": bool(exact["exact"]),
+        "max_abs_diff_at_90_multiples": exact["max_abs_diff"],
+        "max_rel_diff_raw_at_90_multiples": exact["max_rel_diff_raw"],
+        "consistency_iou_at_90_multiples": _mean_or_none(
+            stats.loc[quarter_stats, "set_iou_consistency_mean"]),
+        "consistency_iou_off_grid": _mean_or_none(
+            stats.loc[off_grid, "set_iou_consistency_mean"]),
+        "psnr_db_off_grid": _mean_or_none(stats.loc[off_grid, "set_psnr_db_mean"]),
+        "psnr_db_pooled_off_grid": _float_or_none(pooled_db(rows[rows["level"] % 90 != 0]))
+        if off_grid.any() else None,
+    }
+
+
+def _group_figures(rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol: float,
+                   group_turn: float) -> dict:
+    """The model's group's reach: the angles it covers (multiples of `group_turn` degrees),
+    exactness there where the grid can verify it, and consistency at its angles off the 90-degree
+    grid (c8/d8's eighth turns; judged by consistency only) and off its angles."""
+    levels, consistency = stats["level"], stats["set_iou_consistency_mean"]
+    own = in_group(levels, group_turn) & (levels % 360 != 0)
+    return {
+        "group_turn": float(group_turn),
+        "exact_at_group_angles": exact_at_group_angles(rows, group_turn, atol, rtol),
+        "consistency_iou_at_group_angles_off_grid": _mean_or_none(
+            consistency[own & (levels % 90 != 0)]),
+        "consistency_iou_off_group_angles": _mean_or_none(
+            consistency[~in_group(levels, group_turn)]),
+    }
+
+
+def _entry(name: str, rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol: float,
+           group_turn: float | None = None) -> dict:
+    """One perturbation's figures: `rows` are its per-image rows, `stats` its set statistics;
+    rotations add their group's reach when `group_turn` names it."""
     moved_stats = stats[~identity_rows(stats)]
     moved_rows = rows[~identity_rows(rows)]
     worst = _worst(moved_stats, "set_iou_consistency_mean")
@@ -78,21 +124,9 @@ def _entry(name: str, rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol
         "iou_gt_spread": float(accuracy.max() - accuracy.min()) if len(accuracy) else None,
     }
     if name == "rotate":
-        quarter_stats = at_quarter_turns(stats["level"])
-        off_grid = stats["level"] % 90 != 0
-        exact = exactness(rows[at_quarter_turns(rows["level"])], atol, rtol)
-        entry.update({
-            "exact_at_90_multiples": bool(exact["exact"]),
-            "max_abs_diff_at_90_multiples": exact["max_abs_diff"],
-            "max_rel_diff_raw_at_90_multiples": exact["max_rel_diff_raw"],
-            "consistency_iou_at_90_multiples": _mean_or_none(
-                stats.loc[quarter_stats, "set_iou_consistency_mean"]),
-            "consistency_iou_off_grid": _mean_or_none(
-                stats.loc[off_grid, "set_iou_consistency_mean"]),
-            "psnr_db_off_grid": _mean_or_none(stats.loc[off_grid, "set_psnr_db_mean"]),
-            "psnr_db_pooled_off_grid": _float_or_none(pooled_db(rows[rows["level"] % 90 != 0]))
-            if off_grid.any() else None,
-        })
+        entry.update(_rotation_figures(rows, stats, atol, rtol))
+        if group_turn is not None:
+            entry.update(_group_figures(rows, stats, atol, rtol, group_turn))
     elif name in FLIPS:
         exact = exactness(rows, atol, rtol)
         entry.update({"exact": exact["exact"], "max_abs_diff": exact["max_abs_diff"],
@@ -109,13 +143,15 @@ def degenerate_images(frame: pd.DataFrame) -> dict[str, str]:
     return dict(zip(reference["image"].astype(str), reference["degenerate_reason"].astype(str)))
 
 
-def _figures(frame: pd.DataFrame, atol: float, rtol: float, worst_images: int) -> dict:
+def _figures(frame: pd.DataFrame, atol: float, rtol: float, worst_images: int,
+             group_turn: float | None = None) -> dict:
     """Per perturbation its figures, and the least consistent images, over `frame`'s rows."""
     stats = set_statistics(frame)
     per_perturbation = {}
     for name in stats["perturbation"].unique():
         per_perturbation[str(name)] = _entry(name, frame[frame["perturbation"] == name],
-                                             stats[stats["perturbation"] == name], atol, rtol)
+                                             stats[stats["perturbation"] == name], atol, rtol,
+                                             group_turn)
     perturbed = frame[~identity_rows(frame)]
     by_image = perturbed.groupby("image", sort=False)["iou_consistency"].mean().sort_values()
     return {"perturbations": per_perturbation,
@@ -123,10 +159,12 @@ def _figures(frame: pd.DataFrame, atol: float, rtol: float, worst_images: int) -
                                         for name, value in by_image.head(worst_images).items()]}
 
 
-def _no_figures(frame: pd.DataFrame, atol: float, rtol: float) -> dict:
-    """The figures' keys with no values: nothing could be judged (the levels stay)."""
-    figures = _figures(frame, atol, rtol, 0)
-    return {"perturbations": {name: {key: value if key == "levels" else None
+def _no_figures(frame: pd.DataFrame, atol: float, rtol: float,
+                group_turn: float | None = None) -> dict:
+    """The figures' keys with no values: nothing could be judged (the levels and the group's
+    turn, which are settings, stay)."""
+    figures = _figures(frame, atol, rtol, 0, group_turn)
+    return {"perturbations": {name: {key: value if key in ("levels", "group_turn") else None
                                      for key, value in entry.items()}
                               for name, entry in figures["perturbations"].items()},
             "least_consistent_images": []}
@@ -140,13 +178,13 @@ def _counts(reasons: dict[str, str]) -> dict[str, int]:
 
 
 def _judged_figures(frame: pd.DataFrame, atol: float, rtol: float, worst_images: int,
-                    judge: Judgeability) -> dict:
+                    judge: Judgeability, group_turn: float | None = None) -> dict:
     """The figures over the judgeable images only (see `equiseg.analysis.judgeable`), and how
     many there were, the verdict, and the raw outputs' own fact over every image."""
     scored, not_judgeable = judge_frame(frame, judge, atol, rtol)
     images = int(frame["image"].nunique())
-    figures = (_figures(scored, atol, rtol, worst_images) if len(scored)
-               else _no_figures(frame, atol, rtol))
+    figures = (_figures(scored, atol, rtol, worst_images, group_turn) if len(scored)
+               else _no_figures(frame, atol, rtol, group_turn))
     return {
         "judgeable_min_share": judge.min_share,
         "judgeable_max_share": judge.max_share,
@@ -160,13 +198,16 @@ def _judged_figures(frame: pd.DataFrame, atol: float, rtol: float, worst_images:
     }
 
 
-def summarize(frame: pd.DataFrame, atol: float, rtol: float,
-              worst_images: int = 3, judge: Judgeability | None = None) -> dict:
+def summarize(frame: pd.DataFrame, atol: float, rtol: float, worst_images: int = 3,
+              judge: Judgeability | None = None, group_turn: float | None = None) -> dict:
     """The summary of a sweep: per perturbation its figures (see the module's decisions), the
     degenerate images, and the least consistent images.
 
     With `judge`, the figures cover the judgeable images only and the summary says how many
     there were and gives the verdict ("judged" or "cannot judge"); without it, every image.
+    With `group_turn` (`equiseg.nn.groups.group_turn` of the model's group), the rotations add
+    the group's reach: `group_turn`, `exact_at_group_angles`,
+    `consistency_iou_at_group_angles_off_grid`, `consistency_iou_off_group_angles`.
     """
     degenerate = degenerate_images(frame)
     images = int(frame["image"].nunique())
@@ -179,19 +220,22 @@ def summarize(frame: pd.DataFrame, atol: float, rtol: float,
         "mostly_degenerate": bool(images and len(degenerate) > images / 2),
     }
     if judge is None:
-        return {**summary, **_figures(frame, atol, rtol, worst_images)}
-    return {**summary, **_judged_figures(frame, atol, rtol, worst_images, judge)}
+        return {**summary, **_figures(frame, atol, rtol, worst_images, group_turn)}
+    return {**summary, **_judged_figures(frame, atol, rtol, worst_images, judge, group_turn)}
 
 
-def equivariance_summary(frame: pd.DataFrame, atol: float, rtol: float) -> dict:
-    """`metrics/equivariance/*.json` of the rotation_sweep stage, read off `summarize`.
+def equivariance_summary(frame: pd.DataFrame, atol: float, rtol: float,
+                         group_turn: float | None = None) -> dict:
+    """One seed's row of `plots/equivariance/*.csv` of the rotation_sweep stage (and the source of
+    its `metrics/equivariance/*.json`), read off `summarize`.
 
     worst_angle: the rotation (not 0) with the lowest mean IoU against ground truth (consistency
     IoU when the images have no ground truth); iou_spread: max - min of that mean over angles;
     consistency at 90-degree multiples averages 90, 180 and 270; exact_at_90_multiples: as in
-    `summarize` (raw outputs within atol + rtol * scale, every image).
+    `summarize` (raw outputs within atol + rtol * scale, every image). The group's reach keys
+    (see `summarize`) are None when `group_turn` is not given.
     """
-    summary = summarize(frame, atol, rtol, worst_images=0)
+    summary = summarize(frame, atol, rtol, worst_images=0, group_turn=group_turn)
     rotate = summary["perturbations"]["rotate"]
     by_gt = rotate["worst_iou_gt_level"] is not None
     flips = summary["perturbations"]
@@ -204,48 +248,8 @@ def equivariance_summary(frame: pd.DataFrame, atol: float, rtol: float) -> dict:
         "psnr_db_off_grid": rotate["psnr_db_off_grid"],
         "psnr_db_pooled_off_grid": rotate["psnr_db_pooled_off_grid"],
         "exact_at_90_multiples": rotate["exact_at_90_multiples"],
+        **{key: rotate.get(key) for key in GROUP_KEYS},
         "flip_h_consistency_iou": flips.get("flip_h", {}).get("worst_consistency_iou"),
         "flip_v_consistency_iou": flips.get("flip_v", {}).get("worst_consistency_iou"),
         "degenerate_images": summary["degenerate_images"],
     }
-
-
-# -- named figures for a CI gate (`equiseg audit --fail-under NAME=VALUE`) --------------------------
-
-def _worst_of(summary: dict, names: tuple[str, ...]) -> float | None:
-    values = [summary["perturbations"][n]["worst_consistency_iou"] for n in names
-              if n in summary["perturbations"]]
-    values = [v for v in values if v is not None]
-    return min(values) if values else None
-
-
-# geometric families drawn as curves against their level (shift, scale): a gate each, by name
-_CURVED = tuple(f.name for f in REGISTRY.values() if f.geometric and f.plot.kind == "curve")
-GATE_METRICS: dict[str, tuple[str, Callable[[dict], float | None]]] = {
-    "consistency": ("worst-rotation mean consistency IoU",
-                    lambda s: s["perturbations"].get("rotate", {}).get("worst_consistency_iou")),
-    "consistency_90": ("mean consistency IoU at 90, 180 and 270 degrees",
-                       lambda s: s["perturbations"].get("rotate", {}).get(
-                           "consistency_iou_at_90_multiples")),
-    "iou_gt": ("worst-rotation mean IoU against the masks (needs --masks)",
-               lambda s: s["perturbations"].get("rotate", {}).get("worst_mean_iou_gt")),
-    "psnr_db": ("pooled dB (EQ-R) of the rotations off the 90-degree grid",
-                lambda s: s["perturbations"].get("rotate", {}).get("psnr_db_pooled_off_grid")),
-    "flip": ("worst flip's mean consistency IoU", lambda s: _worst_of(s, FLIPS)),
-    "photometric": ("worst photometric level's mean consistency IoU",
-                    lambda s: _worst_of(s, member_names(geometric=False))),
-    **{name: (f"worst {name} level's mean consistency IoU",
-              lambda s, members=REGISTRY[name].member_names: _worst_of(s, members))
-       for name in _CURVED},
-}
-# the --perturb families a gate's figure needs (any one of them)
-GATE_NEEDS: dict[str, tuple[str, ...]] = {
-    "consistency": ("rotate",), "consistency_90": ("rotate",), "iou_gt": ("rotate",),
-    "psnr_db": ("rotate",), "flip": ("flip",),
-    "photometric": tuple(f.name for f in REGISTRY.values() if not f.geometric),
-    **{name: (name,) for name in _CURVED}}
-
-
-def gate_value(summary: dict, name: str) -> float | None:
-    """The figure a gate named `name` tests (see GATE_METRICS); None if the sweep lacks it."""
-    return GATE_METRICS[name][1](summary)
