@@ -32,8 +32,8 @@ MODELS, AUGMENTS = ("unet", "gunet"), ("minimal", "full")
 LABELS = [f"{m}-{a}" for m in MODELS for a in AUGMENTS]
 FIGURES = ["train_loss.png", "train_iou.png", "val_loss.png", "val_iou.png", "val_iou_seed.png",
            "rotation_iou.png",
-           "rotation_consistency.png", "rotation_psnr.png", "photometric.png", "shift.png",
-           "scale.png"]
+           "rotation_consistency.png", "rotation_psnr.png", "rotation_group_reach.png",
+           "photometric.png", "shift.png", "scale.png"]
 
 
 def _png(path: Path, color=(200, 30, 30)) -> Path:
