@@ -4,8 +4,8 @@ and the degenerate predictions (the figures a CI gate tests are read off it in
 
 Both the rotation_sweep stage (`equivariance_summary`) and `equiseg audit` (`summarize`) read
 their numbers from here, so the stage and the audit cannot call the same model exact in one place
-and not in the other. The per-level statistics it reads are `equiseg.analysis.set_tables`'; what
-*exact* means is `equiseg.analysis.exactness`'.
+and not in the other. It reads the per-level statistics of `equiseg.analysis.set_tables`; what
+*exact* means is decided in `equiseg.analysis.exactness`.
 
 Decisions made here, once:
 - *worst level*: the level that changes the image with the lowest mean over images (consistency
