@@ -27,9 +27,8 @@ from equiseg.nn.cyclic import (
     RotatedFilterConv2d,
     SteerableGroupConv2d,
     get_rotation_group,
-    layer_equivariance_error,
-    smooth_random_field,
 )
+from equiseg.nn.equivariance import layer_equivariance_error, smooth_random_field
 
 CONSTRUCTIONS = {"steerable": SteerableGroupConv2d, "interpolated": InterpolatedGroupConv2d}
 IN_CHANNELS, FIBRES = 3, 4

@@ -1,7 +1,9 @@
 """Training-step speed of each model against this machine's float32 matmul rate (not a test).
 
-    python benchmarks/models.py [--sizes 64 128 256] [--batch 16] [--models unet gunet gunet_p4m]
+    python benchmarks/models.py [--sizes 64 128 256] [--batch 16] [--models unet gunet gunet_c8]
         [--no-channels-last] [--compile] [--device cpu]
+
+Every preset by default, the C8/D8 nets included (their step costs about 2.5x and 5x gunet's).
 
 For every model and size: parameters, forward GFLOPs (torch.utils.flop_counter), training-step time
 (forward, backward, AdamW step; median after warm-up), images/s, and achieved GFLOP/s of the whole
@@ -72,10 +74,12 @@ def step_seconds(model, x, y, device, warmup: int, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256],
+                        help="square image sides in pixels, each divisible by 8")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--models", nargs="+",
-                        default=["unet", "gunet", "gunet_p4m", "unet_4level", "gunet_4level"])
+                        default=["unet", "gunet", "gunet_p4m", "gunet_c8", "gunet_d8",
+                                 "unet_4level", "gunet_4level"])
     parser.add_argument("--bf16", action="store_true",
                         help="bf16 autocast for the step (pays only on CPUs with native bf16)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -91,7 +95,7 @@ def main() -> None:
     peak = matmul_gflops(device)
     print(f"device={device} threads={torch.get_num_threads()} channels_last={args.channels_last} "
           f"bf16={args.bf16} compile={args.compile} float32 matmul: {peak:.1f} GFLOP/s")
-    print(f"{'model':<10} {'px':>4} {'params':>9} {'fwd GFLOP':>9} {'step ms':>8} {'img/s':>7} "
+    print(f"{'model':<12} {'px':>4} {'params':>9} {'fwd GFLOP':>9} {'step ms':>8} {'img/s':>7} "
           f"{'GFLOP/s':>8} {'of matmul':>9}")
     for size in args.sizes:
         for name in args.models:
@@ -105,7 +109,7 @@ def main() -> None:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
                 seconds = step_seconds(runner, x, y, device, args.warmup, args.repeats)
             rate = step_gflop / seconds
-            print(f"{name:<10} {size:>4} {count_parameters(model):>9,} {forward_gflop:>9.2f} "
+            print(f"{name:<12} {size:>4} {count_parameters(model):>9,} {forward_gflop:>9.2f} "
                   f"{seconds * 1e3:>8.0f} {args.batch / seconds:>7.1f} {rate:>8.1f} "
                   f"{rate / peak:>8.0%}")
 

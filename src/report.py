@@ -27,7 +27,8 @@ def report_setting(params: Params) -> ReportSetting:
         profile=params.profile, source=data.source, image_size=data.image_size,
         pad_size=data.pad_size, epochs=train.epochs, batch_size=train.batch_size, lr=train.lr,
         weight_decay=train.weight_decay, rot90_seed=params.evaluate.rot90_seed,
-        angle_step=sweep.angle_step, max_images=sweep.max_images, gif=sweep.gif)
+        angle_step=sweep.angle_step, max_images=sweep.max_images, gif=sweep.gif,
+        model_groups={m: params.architecture(m).group for m in params.models})
 
 
 @exit_on_user_error

@@ -5,8 +5,8 @@ brightened, ...) validation images, undo the rotation on the prediction, and sco
 ground truth and against the prediction on the unrotated image (`equiseg.analysis.sweep`, the
 same code as `equiseg audit`). Per run, over seeds (mean in the sweep's own column names, `_sd`
 the sample sd across seeds, `n` the seeds): plots/rotation/<run>.csv, plots/perturb/<run>.csv;
-plots/equivariance/<run>.csv: each seed's summary; metrics/equivariance/<run>.json: the headline
-over seeds. The GIF and the sample grid (plots/rotation/<run>.gif, plots/samples/<run>.png)
+plots/equivariance/<run>.csv: each seed's summary, with the reach of the model's group (the
+angles it covers); metrics/equivariance/<run>.json: the headline over seeds. The GIF and the sample grid (plots/rotation/<run>.gif, plots/samples/<run>.png)
 show the first seed.
 """
 
@@ -16,13 +16,15 @@ import pandas as pd
 
 from equiseg.analysis.inputs import check_image_index, spread_indices, validation_images
 from equiseg.analysis.replicates import headline_metrics, replicate_stats
-from equiseg.analysis.summary import equivariance_summary, perturbation_table, rotation_table
+from equiseg.analysis.set_tables import perturbation_table, rotation_table
+from equiseg.analysis.summary import equivariance_summary
 from equiseg.analysis.sweep import make_predictor, run_sweep, sweep_perturbations
 from equiseg.config import load_params, params_keys, stage_parser
 from equiseg.data.datasets import load_split
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_csv, write_json
+from equiseg.nn.groups import group_turn
 from equiseg.nn.models import load_replicates
 from equiseg.report.overlays import write_rotation_gif, write_sample_grid
 from equiseg.runs import run_name
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
 
     for model_name, augment in runs:
         run, rotation, perturb, summaries = run_name(model_name, augment), [], [], []
+        turn = group_turn(params.architecture(model_name).group)  # the angles its group covers
         for seed in params.seeds:
             predict = make_predictor(trained[model_name, augment, seed][0], IMAGENET_MEAN,
                                      IMAGENET_STD, channels_last=sweep.channels_last)
@@ -60,8 +63,8 @@ def main(argv: list[str] | None = None) -> None:
                                keep=[item.name for item in samples] if first else [])
             rotation.append(rotation_table(result.frame, chosen.name))
             perturb.append(perturbation_table(result.frame))
-            summaries.append({"seed": seed, **equivariance_summary(result.frame, sweep.exact_atol,
-                                                                   sweep.exact_rtol)})
+            summaries.append({"seed": seed, **equivariance_summary(
+                result.frame, sweep.exact_atol, sweep.exact_rtol, turn)})
             if first and sweep.gif:
                 write_rotation_gif(f"plots/rotation/{run}.gif", result.kept[chosen.name])
             if first and sweep.samples:

@@ -11,18 +11,19 @@ from equiseg.nn.cyclic import (
     RotationGroup,
     SteerableGroupConv2d,
     bilinear_turn,
+    get_rotation_group,
+    orbit,
+)
+from equiseg.nn.equivariance import layer_equivariance_error, smooth_random_field
+from equiseg.nn.groups import get_group
+from equiseg.nn.harmonics import (
     coefficient_rotation,
     default_harmonics,
-    get_rotation_group,
     grid_coordinates,
     harmonic_norms,
     harmonic_values,
-    layer_equivariance_error,
-    orbit,
     sample_harmonics,
-    smooth_random_field,
 )
-from equiseg.nn.groups import get_group
 from equiseg.nn.layers import GroupNorm, GroupPool
 from tests.test_layers import randomize_
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from equiseg.nn.cyclic import RotationGroup
-from equiseg.nn.groups import Group, act_on_image, get_group, get_network_group
+from equiseg.nn.groups import Group, act_on_image, get_group, get_network_group, group_turn
 
 
 @pytest.mark.parametrize("name, order", [("trivial", 1), ("p4", 4), ("p4m", 8)])
@@ -70,3 +70,14 @@ def test_get_group_stays_the_p4_family():
 def test_unknown_network_group_names_every_kind():
     with pytest.raises(ValueError, match="'p6' .*trivial, p4, p4m, c8, d8"):
         get_network_group("p6")
+
+
+@pytest.mark.parametrize("name, turn", [("trivial", 360.0), ("p4", 90.0), ("p4m", 90.0),
+                                        ("c8", 45.0), ("d8", 45.0), ("c16", 22.5)])
+def test_a_group_covers_the_multiples_of_its_smallest_turn(name, turn):
+    assert group_turn(name) == turn
+    group = get_network_group(name)
+    rotations = {group.angle(i) for i in range(group.order)} if isinstance(group, RotationGroup) \
+        else {90.0 * k for k, _ in group.elements}
+    assert rotations == {k * turn for k in range(round(360 / turn))}
+

@@ -7,13 +7,15 @@ import pytest
 import torch
 
 from equiseg.config import load_params
-from equiseg.nn.cyclic import (
-    SteerableGroupConv2d,
+from equiseg.nn.cyclic import SteerableGroupConv2d
+from equiseg.nn.equivariance import (
     disc_window,
+    equivariance_errors,
+    invariance_errors,
     rotation_equivariance_error,
     smooth_random_field,
+    worst_relative_error,
 )
-from equiseg.nn.equivariance import equivariance_errors, invariance_errors, worst_relative_error
 from equiseg.nn.groups import act_on_image, get_group
 from equiseg.nn.models import (
     InputSizeError,

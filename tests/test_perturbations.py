@@ -193,7 +193,7 @@ def test_audit_options_refuse_unknown_families_and_bad_levels_in_the_registrys_t
 
 
 def test_gates_exist_for_shift_and_scale():
-    from equiseg.analysis.summary import GATE_METRICS, GATE_NEEDS
+    from equiseg.analysis.gate_figures import GATE_METRICS, GATE_NEEDS
 
     assert GATE_NEEDS["shift"] == ("shift",) and "scale" in GATE_METRICS
     assert GATE_NEEDS["photometric"] == ("brightness", "contrast", "noise")
@@ -214,7 +214,7 @@ def test_a_family_registered_in_one_place_flows_to_the_sweeps_output(monkeypatch
     assert len(inverted) == 2 and (inverted["iou_consistency"] < 0.5).all()
     assert "invert" in summarize(frame, 1e-4, 1e-4)["perturbations"]
 
-    from equiseg.analysis.summary import perturbation_table
+    from equiseg.analysis.set_tables import perturbation_table
     from equiseg.report.figures import level_figure
 
     table = perturbation_table(frame)

@@ -38,8 +38,8 @@ def setting(raw: dict) -> ReportSetting:
 LABELS = [f"{m}-{a}" for m in MODELS for a in AUGMENTS]
 FIGURES = ["train_loss.png", "train_iou.png", "val_loss.png", "val_iou.png", "val_iou_seed.png",
            "rotation_iou.png",
-           "rotation_consistency.png", "rotation_psnr.png", "photometric.png", "shift.png",
-           "scale.png"]
+           "rotation_consistency.png", "rotation_psnr.png", "rotation_group_reach.png",
+           "photometric.png", "shift.png", "scale.png"]
 
 
 def _png(path: Path, color=(200, 30, 30)) -> Path:
@@ -357,7 +357,7 @@ def test_html_opens_in_chromium_with_every_image_loaded(built, tmp_path):
 def test_overlay_labels_follow_the_sweeps_own_mask_decision():
     import torch
 
-    from equiseg.analysis.sweep import class_masks
+    from equiseg.analysis.frame_scores import class_masks
     from equiseg.report.overlays import labels_from_probs
 
     one = torch.tensor([[[0.2, 0.5], [0.51, 0.9]]])  # (1, H, W): p > 0.5 is foreground

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from equiseg.analysis.summary import PERTURB_COLUMNS, ROTATION_COLUMNS
+from equiseg.analysis.set_tables import PERTURB_COLUMNS, ROTATION_COLUMNS
 from equiseg.cli import main as equiseg_main
 from equiseg.config import load_params
 from equiseg.nn.models import build_model, save_trained
@@ -103,6 +103,12 @@ def test_group_unet_comes_out_exact_at_quarter_turns_and_unet_does_not(swept):
     gunet_seeds = pd.read_csv(swept / "plots/equivariance/gunet-minimal.csv")
     assert gunet_seeds["consistency_iou_at_90_multiples"].tolist() == [1.0]
     assert unet["exact_at_90_multiples"] is False
+    # each run's row knows its group's angles: p4 every 90 degrees, the plain net none but 0
+    assert gunet_seeds["group_turn"].tolist() == [90.0]
+    assert gunet_seeds["exact_at_group_angles"].tolist() == [True]
+    unet_seeds = pd.read_csv(swept / "plots/equivariance/unet-minimal.csv")
+    assert unet_seeds["group_turn"].tolist() == [360.0]
+    assert unet_seeds["exact_at_group_angles"].isna().all()  # nothing to judge
     rotation = pd.read_csv(swept / "plots/rotation/gunet-minimal.csv").set_index("angle")
     assert (rotation.loc[[90, 180, 270], "set_iou_consistency_min"] == 1.0).all()
 

@@ -16,15 +16,14 @@ from equiseg.analysis.perturbations import (
     restore,
     rotation_angles,
 )
-from equiseg.analysis.summary import (
+from equiseg.analysis.set_tables import (
     PERTURB_COLUMNS,
     ROTATION_COLUMNS,
-    equivariance_summary,
     perturbation_table,
     rotation_table,
     set_statistics,
-    summarize,
 )
+from equiseg.analysis.summary import equivariance_summary, summarize
 from equiseg.analysis.sweep import (
     ModelOutputError,
     SweepImage,
@@ -190,7 +189,8 @@ def test_tables_have_the_contract_columns_and_summaries_the_contract_keys():
         "worst_angle", "worst_angle_iou", "iou_spread", "consistency_iou_at_90_multiples",
         "consistency_iou_off_grid", "psnr_db_off_grid", "exact_at_90_multiples",
         "flip_h_consistency_iou", "flip_v_consistency_iou", "psnr_db_pooled_off_grid",
-        "degenerate_images"}
+        "degenerate_images", "group_turn", "exact_at_group_angles",
+        "consistency_iou_at_group_angles_off_grid", "consistency_iou_off_group_angles"}
 
 
 def test_audit_summary_names_the_worst_level_and_the_spread():

@@ -73,7 +73,7 @@ def test_c8_symmetrization_is_exact_at_quarter_turns_and_closer_at_eighth_turns(
     """Averaging over the eight turns by 45 degrees keeps the quarter turns exact (the resampled
     turns commute with rot90 on a square canvas) and brings the 45-degree error down."""
     from equiseg.geometry import rotate_batch
-    from equiseg.nn.cyclic import smooth_random_field
+    from equiseg.nn.equivariance import smooth_random_field
 
     net = plain_conv_net()
     x = smooth_random_field(1, 3, 33, 2.0, torch.Generator().manual_seed(0))

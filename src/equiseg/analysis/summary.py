@@ -1,9 +1,11 @@
-"""The one summary of a sweep: set statistics per level, worst level, spread, exactness, degenerate
-predictions, and the named figures a CI gate can test.
+"""The one summary of a sweep: per perturbation its worst level, spread, exactness and means,
+and the degenerate predictions (the figures a CI gate tests are read off it in
+`equiseg.analysis.gate_figures`).
 
-Both the rotation_sweep stage (`equivariance_summary`, `rotation_table`, `perturbation_table`) and
-`equiseg audit` (`summarize`) read their numbers from here, so the stage and the audit cannot call
-the same model exact in one place and not in the other.
+Both the rotation_sweep stage (`equivariance_summary`) and `equiseg audit` (`summarize`) read
+their numbers from here, so the stage and the audit cannot call the same model exact in one place
+and not in the other. It reads the per-level statistics of `equiseg.analysis.set_tables`; what
+*exact* means is decided in `equiseg.analysis.exactness`.
 
 Decisions made here, once:
 - *worst level*: the level that changes the image with the lowest mean over images (consistency
@@ -11,95 +13,37 @@ Decisions made here, once:
   brightness 0, contrast 1, noise 0) is never the worst level.
 - *spread*: max - min of the mean consistency IoU over the levels that change the image; of the
   mean IoU against masks over all levels (the upright accuracy is a real point of that curve).
-- *exact*: every image's raw model output (logits, or probabilities for a model that returns
-  them), undone and compared with the unperturbed one, satisfies
-  max|raw_restored - raw_reference| <= atol + rtol * max|raw_reference| inside the valid region,
-  at every rotation by a non-zero multiple of 90 degrees (flips: at the flip). Judging the raw
-  output rather than thresholded masks or saturated probabilities keeps a model whose logits
-  differ from being called exact because sigmoid(30) == sigmoid(20) in float32.
+- *exact*: at every rotation by a non-zero multiple of 90 degrees (flips: at the flip).
+- *the group's reach* (with the model's `group_turn`): its angles are the multiples of the turn;
+  exact there only where every one of them is a quarter turn and was swept, else False if a
+  swept quarter turn fails, else None (cannot judge); consistency at its angles off the
+  90-degree grid (c8/d8's eighth turns), never called exact, and off its angles.
 - *judgeable* (the audit's `summarize(..., judge=...)`): figures, exactness and gates cover
   only the images whose unperturbed prediction can show equivariance (see
   `equiseg.analysis.judgeable`); `outputs_identical_under_group` keeps raw-output exactness over
   every image as a separate fact (true for a constant model). The stage judges every image.
-- *dB*: `set_psnr_db_mean` is the mean of per-image PSNRs; `set_psnr_db_pooled` is StyleGAN3's
-  EQ-R, the PSNR of the mean squared error over all valid pixels of all images (see
-  `metrics.pooled_psnr_db`). Both cap at `metrics.PSNR_CAP_DB` for identical maps.
+- *dB*: `mean_psnr_db` averages per-image PSNRs, `pooled_psnr_db` pools squared errors (EQ-R);
+  see `equiseg.analysis.set_tables`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pandas as pd
 
-from equiseg.analysis.families import REGISTRY, member_names
+from equiseg.analysis.exactness import (
+    FLIPS,
+    at_quarter_turns,
+    exact_at_group_angles,
+    exactness,
+    in_group,
+    outputs_identical_under_group,
+)
 from equiseg.analysis.judgeable import Judgeability, judge_frame, verdict
-from equiseg.analysis.perturbations import Perturbation
-from equiseg.metrics import pooled_psnr_db
+from equiseg.analysis.set_tables import identity_rows, pooled_db, set_statistics
 
-SET_COLUMNS = ("set_iou_gt_mean", "set_iou_gt_std", "set_iou_gt_min", "set_iou_consistency_mean",
-               "set_iou_consistency_std", "set_iou_consistency_min", "set_mad_mean",
-               "set_psnr_db_mean", "set_psnr_db_pooled")
-ROTATION_COLUMNS = ("angle", "iou_gt", "iou_consistency", "mad", "psnr_db", *SET_COLUMNS)
-PERTURB_COLUMNS = ("perturbation", "level", *SET_COLUMNS)
-FLIPS = REGISTRY["flip"].member_names
-
-
-def identity_rows(frame: pd.DataFrame) -> pd.Series:
-    """True for rows whose perturbation changes nothing (rotate 0, brightness 0, ...)."""
-    return pd.Series([Perturbation(name, float(level)).is_identity
-                      for name, level in zip(frame["perturbation"], frame["level"])],
-                     index=frame.index, dtype=bool)
-
-
-def _pooled(part: pd.DataFrame) -> float:
-    if "mse" not in part or "valid_pixels" not in part:
-        return float("nan")
-    return pooled_psnr_db(part["mse"].to_numpy(), part["valid_pixels"].to_numpy())
-
-
-def set_statistics(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (perturbation, level) over images, rows in the frame's order: mean, std (population)
-    and min of the IoUs; mean MAD; mean of per-image dB and pooled dB; the worst `max_abs_diff`."""
-    grouped = frame.groupby(["perturbation", "level"], sort=False)
-    stats = pd.DataFrame({
-        "set_iou_gt_mean": grouped["iou_gt"].mean(),
-        "set_iou_gt_std": grouped["iou_gt"].std(ddof=0),
-        "set_iou_gt_min": grouped["iou_gt"].min(),
-        "set_iou_consistency_mean": grouped["iou_consistency"].mean(),
-        "set_iou_consistency_std": grouped["iou_consistency"].std(ddof=0),
-        "set_iou_consistency_min": grouped["iou_consistency"].min(),
-        "set_mad_mean": grouped["mad"].mean(),
-        "set_psnr_db_mean": grouped["psnr_db"].mean(),
-        "set_psnr_db_pooled": grouped.apply(_pooled, include_groups=False),
-        "set_max_abs_diff": grouped["max_abs_diff"].max(),
-    })
-    return stats.reset_index()
-
-
-def rotation_table(frame: pd.DataFrame, chosen: str | None = None) -> pd.DataFrame:
-    """Per angle, the set's statistics (what angle figures plot) and, when `chosen` names an image,
-    that image's own metrics (`plots/rotation/*.csv` of the stage, in ROTATION_COLUMNS)."""
-    rotations = frame[frame["perturbation"] == "rotate"]
-    if rotations.empty:
-        raise ValueError("the sweep has no rotations")
-    table = set_statistics(rotations).set_index("level")
-    if chosen is None:
-        return table.reset_index().rename(columns={"level": "angle"})
-    single = rotations[rotations["image"] == chosen].set_index("level")
-    if single.empty:
-        raise ValueError(f"image {chosen!r} is not in the sweep")
-    for column in ("iou_gt", "iou_consistency", "mad", "psnr_db"):
-        table[column] = single[column]
-    return table.reset_index().rename(columns={"level": "angle"})[list(ROTATION_COLUMNS)]
-
-
-def perturbation_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """`plots/perturb/*.csv`: per non-rotation perturbation and level, the set's statistics."""
-    others = frame[frame["perturbation"] != "rotate"]
-    if others.empty:
-        return pd.DataFrame(columns=list(PERTURB_COLUMNS))
-    return set_statistics(others)[list(PERTURB_COLUMNS)]
+# what a rotation's figures add when the model's group is known (`_group_figures`)
+GROUP_KEYS = ("group_turn", "exact_at_group_angles", "consistency_iou_at_group_angles_off_grid",
+              "consistency_iou_off_group_angles")
 
 
 def _mean_or_none(values: pd.Series) -> float | None:
@@ -111,39 +55,51 @@ def _float_or_none(value: object) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-def _at_quarter_turns(levels: pd.Series) -> pd.Series:
-    return (levels % 90 == 0) & (levels % 360 != 0)
-
-
-def within_tolerance(rows: pd.DataFrame, atol: float, rtol: float) -> pd.Series:
-    """Per row: the raw output, undone, equals the reference within atol + rtol * its scale.
-
-    Frames without raw columns (probability-only predict functions) fall back to probabilities.
-    """
-    if "max_abs_diff_raw" in rows and "raw_scale" in rows:
-        return rows["max_abs_diff_raw"] <= atol + rtol * rows["raw_scale"]
-    return rows["max_abs_diff"] <= atol
-
-
-def _exactness(rows: pd.DataFrame, atol: float, rtol: float) -> dict:
-    """`exact`, and the largest differences behind the verdict, over `rows`."""
-    if rows.empty:
-        return {"exact": None, "max_abs_diff": None, "max_rel_diff_raw": None}
-    relative = None
-    if "max_abs_diff_raw" in rows and "raw_scale" in rows:
-        scale = rows["raw_scale"].where(rows["raw_scale"] > 0)
-        relative = _float_or_none((rows["max_abs_diff_raw"] / scale).max())
-    return {"exact": bool(within_tolerance(rows, atol, rtol).all()),
-            "max_abs_diff": float(rows["max_abs_diff"].max()), "max_rel_diff_raw": relative}
-
-
 def _worst(part: pd.DataFrame, column: str) -> pd.Series | None:
     values = part[column].dropna()
     return None if values.empty else part.loc[values.idxmin()]
 
 
-def _entry(name: str, rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol: float) -> dict:
-    """One perturbation's figures: `rows` are its per-image rows, `stats` its set statistics."""
+def _rotation_figures(rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol: float) -> dict:
+    """Exactness at the quarter turns, and consistency and dB on and off the 90-degree grid."""
+    quarter_stats = at_quarter_turns(stats["level"])
+    off_grid = stats["level"] % 90 != 0
+    exact = exactness(rows[at_quarter_turns(rows["level"])], atol, rtol)
+    return {
+        "exact_at_90_multiples": bool(exact["exact"]),
+        "max_abs_diff_at_90_multiples": exact["max_abs_diff"],
+        "max_rel_diff_raw_at_90_multiples": exact["max_rel_diff_raw"],
+        "consistency_iou_at_90_multiples": _mean_or_none(
+            stats.loc[quarter_stats, "set_iou_consistency_mean"]),
+        "consistency_iou_off_grid": _mean_or_none(
+            stats.loc[off_grid, "set_iou_consistency_mean"]),
+        "psnr_db_off_grid": _mean_or_none(stats.loc[off_grid, "set_psnr_db_mean"]),
+        "psnr_db_pooled_off_grid": _float_or_none(pooled_db(rows[rows["level"] % 90 != 0]))
+        if off_grid.any() else None,
+    }
+
+
+def _group_figures(rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol: float,
+                   group_turn: float) -> dict:
+    """The model's group's reach: the angles it covers (multiples of `group_turn` degrees),
+    exactness there where the grid can verify it, and consistency at its angles off the 90-degree
+    grid (c8/d8's eighth turns; judged by consistency only) and off its angles."""
+    levels, consistency = stats["level"], stats["set_iou_consistency_mean"]
+    own = in_group(levels, group_turn) & (levels % 360 != 0)
+    return {
+        "group_turn": float(group_turn),
+        "exact_at_group_angles": exact_at_group_angles(rows, group_turn, atol, rtol),
+        "consistency_iou_at_group_angles_off_grid": _mean_or_none(
+            consistency[own & (levels % 90 != 0)]),
+        "consistency_iou_off_group_angles": _mean_or_none(
+            consistency[~in_group(levels, group_turn)]),
+    }
+
+
+def _entry(name: str, rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol: float,
+           group_turn: float | None = None) -> dict:
+    """One perturbation's figures: `rows` are its per-image rows, `stats` its set statistics;
+    rotations add their group's reach when `group_turn` names it."""
     moved_stats = stats[~identity_rows(stats)]
     moved_rows = rows[~identity_rows(rows)]
     worst = _worst(moved_stats, "set_iou_consistency_mean")
@@ -160,7 +116,7 @@ def _entry(name: str, rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol
         "mean_consistency_iou": _mean_or_none(consistency),
         "mean_mad": _mean_or_none(moved_stats["set_mad_mean"]),
         "mean_psnr_db": _mean_or_none(moved_stats["set_psnr_db_mean"]),
-        "pooled_psnr_db": _float_or_none(_pooled(moved_rows)) if len(moved_rows) else None,
+        "pooled_psnr_db": _float_or_none(pooled_db(moved_rows)) if len(moved_rows) else None,
         "mean_iou_gt": _mean_or_none(stats["set_iou_gt_mean"]),
         "worst_iou_gt": _float_or_none(stats["set_iou_gt_min"].min()),
         "worst_iou_gt_level": None if worst_gt is None else float(worst_gt["level"]),
@@ -168,23 +124,11 @@ def _entry(name: str, rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol
         "iou_gt_spread": float(accuracy.max() - accuracy.min()) if len(accuracy) else None,
     }
     if name == "rotate":
-        quarter_stats = _at_quarter_turns(stats["level"])
-        off_grid = stats["level"] % 90 != 0
-        exact = _exactness(rows[_at_quarter_turns(rows["level"])], atol, rtol)
-        entry.update({
-            "exact_at_90_multiples": bool(exact["exact"]),
-            "max_abs_diff_at_90_multiples": exact["max_abs_diff"],
-            "max_rel_diff_raw_at_90_multiples": exact["max_rel_diff_raw"],
-            "consistency_iou_at_90_multiples": _mean_or_none(
-                stats.loc[quarter_stats, "set_iou_consistency_mean"]),
-            "consistency_iou_off_grid": _mean_or_none(
-                stats.loc[off_grid, "set_iou_consistency_mean"]),
-            "psnr_db_off_grid": _mean_or_none(stats.loc[off_grid, "set_psnr_db_mean"]),
-            "psnr_db_pooled_off_grid": _float_or_none(_pooled(rows[rows["level"] % 90 != 0]))
-            if off_grid.any() else None,
-        })
+        entry.update(_rotation_figures(rows, stats, atol, rtol))
+        if group_turn is not None:
+            entry.update(_group_figures(rows, stats, atol, rtol, group_turn))
     elif name in FLIPS:
-        exact = _exactness(rows, atol, rtol)
+        exact = exactness(rows, atol, rtol)
         entry.update({"exact": exact["exact"], "max_abs_diff": exact["max_abs_diff"],
                       "max_rel_diff_raw": exact["max_rel_diff_raw"]})
     return entry
@@ -199,30 +143,15 @@ def degenerate_images(frame: pd.DataFrame) -> dict[str, str]:
     return dict(zip(reference["image"].astype(str), reference["degenerate_reason"].astype(str)))
 
 
-def outputs_identical_under_group(frame: pd.DataFrame, atol: float, rtol: float) -> dict:
-    """Whether every image's raw output, undone, equals the unperturbed one within tolerance:
-    {"p4": at rotations by 90-degree multiples, "p4m": and both flips}, for what was swept.
-
-    A fact about the outputs over all images, not a verdict: a constant output is identical
-    under every transform, so `True` here is no evidence of equivariance (see `judgeable`).
-    """
-    rotations = frame[(frame["perturbation"] == "rotate") & _at_quarter_turns(frame["level"])]
-    if rotations.empty:
-        return {}
-    identical = {"p4": bool(within_tolerance(rotations, atol, rtol).all())}
-    flips = frame[frame["perturbation"].isin(FLIPS)]
-    if set(flips["perturbation"]) == set(FLIPS):
-        identical["p4m"] = identical["p4"] and bool(within_tolerance(flips, atol, rtol).all())
-    return identical
-
-
-def _figures(frame: pd.DataFrame, atol: float, rtol: float, worst_images: int) -> dict:
+def _figures(frame: pd.DataFrame, atol: float, rtol: float, worst_images: int,
+             group_turn: float | None = None) -> dict:
     """Per perturbation its figures, and the least consistent images, over `frame`'s rows."""
     stats = set_statistics(frame)
     per_perturbation = {}
     for name in stats["perturbation"].unique():
         per_perturbation[str(name)] = _entry(name, frame[frame["perturbation"] == name],
-                                             stats[stats["perturbation"] == name], atol, rtol)
+                                             stats[stats["perturbation"] == name], atol, rtol,
+                                             group_turn)
     perturbed = frame[~identity_rows(frame)]
     by_image = perturbed.groupby("image", sort=False)["iou_consistency"].mean().sort_values()
     return {"perturbations": per_perturbation,
@@ -230,10 +159,12 @@ def _figures(frame: pd.DataFrame, atol: float, rtol: float, worst_images: int) -
                                         for name, value in by_image.head(worst_images).items()]}
 
 
-def _no_figures(frame: pd.DataFrame, atol: float, rtol: float) -> dict:
-    """The figures' keys with no values: nothing could be judged (the levels stay)."""
-    figures = _figures(frame, atol, rtol, 0)
-    return {"perturbations": {name: {key: value if key == "levels" else None
+def _no_figures(frame: pd.DataFrame, atol: float, rtol: float,
+                group_turn: float | None = None) -> dict:
+    """The figures' keys with no values: nothing could be judged (the levels and the group's
+    turn, which are settings, stay)."""
+    figures = _figures(frame, atol, rtol, 0, group_turn)
+    return {"perturbations": {name: {key: value if key in ("levels", "group_turn") else None
                                      for key, value in entry.items()}
                               for name, entry in figures["perturbations"].items()},
             "least_consistent_images": []}
@@ -247,13 +178,13 @@ def _counts(reasons: dict[str, str]) -> dict[str, int]:
 
 
 def _judged_figures(frame: pd.DataFrame, atol: float, rtol: float, worst_images: int,
-                    judge: Judgeability) -> dict:
+                    judge: Judgeability, group_turn: float | None = None) -> dict:
     """The figures over the judgeable images only (see `equiseg.analysis.judgeable`), and how
     many there were, the verdict, and the raw outputs' own fact over every image."""
     scored, not_judgeable = judge_frame(frame, judge, atol, rtol)
     images = int(frame["image"].nunique())
-    figures = (_figures(scored, atol, rtol, worst_images) if len(scored)
-               else _no_figures(frame, atol, rtol))
+    figures = (_figures(scored, atol, rtol, worst_images, group_turn) if len(scored)
+               else _no_figures(frame, atol, rtol, group_turn))
     return {
         "judgeable_min_share": judge.min_share,
         "judgeable_max_share": judge.max_share,
@@ -267,13 +198,16 @@ def _judged_figures(frame: pd.DataFrame, atol: float, rtol: float, worst_images:
     }
 
 
-def summarize(frame: pd.DataFrame, atol: float, rtol: float,
-              worst_images: int = 3, judge: Judgeability | None = None) -> dict:
+def summarize(frame: pd.DataFrame, atol: float, rtol: float, worst_images: int = 3,
+              judge: Judgeability | None = None, group_turn: float | None = None) -> dict:
     """The summary of a sweep: per perturbation its figures (see the module's decisions), the
     degenerate images, and the least consistent images.
 
     With `judge`, the figures cover the judgeable images only and the summary says how many
     there were and gives the verdict ("judged" or "cannot judge"); without it, every image.
+    With `group_turn` (`equiseg.nn.groups.group_turn` of the model's group), the rotations add
+    the group's reach: `group_turn`, `exact_at_group_angles`,
+    `consistency_iou_at_group_angles_off_grid`, `consistency_iou_off_group_angles`.
     """
     degenerate = degenerate_images(frame)
     images = int(frame["image"].nunique())
@@ -286,19 +220,22 @@ def summarize(frame: pd.DataFrame, atol: float, rtol: float,
         "mostly_degenerate": bool(images and len(degenerate) > images / 2),
     }
     if judge is None:
-        return {**summary, **_figures(frame, atol, rtol, worst_images)}
-    return {**summary, **_judged_figures(frame, atol, rtol, worst_images, judge)}
+        return {**summary, **_figures(frame, atol, rtol, worst_images, group_turn)}
+    return {**summary, **_judged_figures(frame, atol, rtol, worst_images, judge, group_turn)}
 
 
-def equivariance_summary(frame: pd.DataFrame, atol: float, rtol: float) -> dict:
-    """`metrics/equivariance/*.json` of the rotation_sweep stage, read off `summarize`.
+def equivariance_summary(frame: pd.DataFrame, atol: float, rtol: float,
+                         group_turn: float | None = None) -> dict:
+    """One seed's row of `plots/equivariance/*.csv` of the rotation_sweep stage (and the source of
+    its `metrics/equivariance/*.json`), read off `summarize`.
 
     worst_angle: the rotation (not 0) with the lowest mean IoU against ground truth (consistency
     IoU when the images have no ground truth); iou_spread: max - min of that mean over angles;
     consistency at 90-degree multiples averages 90, 180 and 270; exact_at_90_multiples: as in
-    `summarize` (raw outputs within atol + rtol * scale, every image).
+    `summarize` (raw outputs within atol + rtol * scale, every image). The group's reach keys
+    (see `summarize`) are None when `group_turn` is not given.
     """
-    summary = summarize(frame, atol, rtol, worst_images=0)
+    summary = summarize(frame, atol, rtol, worst_images=0, group_turn=group_turn)
     rotate = summary["perturbations"]["rotate"]
     by_gt = rotate["worst_iou_gt_level"] is not None
     flips = summary["perturbations"]
@@ -311,48 +248,8 @@ def equivariance_summary(frame: pd.DataFrame, atol: float, rtol: float) -> dict:
         "psnr_db_off_grid": rotate["psnr_db_off_grid"],
         "psnr_db_pooled_off_grid": rotate["psnr_db_pooled_off_grid"],
         "exact_at_90_multiples": rotate["exact_at_90_multiples"],
+        **{key: rotate.get(key) for key in GROUP_KEYS},
         "flip_h_consistency_iou": flips.get("flip_h", {}).get("worst_consistency_iou"),
         "flip_v_consistency_iou": flips.get("flip_v", {}).get("worst_consistency_iou"),
         "degenerate_images": summary["degenerate_images"],
     }
-
-
-# -- named figures for a CI gate (`equiseg audit --fail-under NAME=VALUE`) --------------------------
-
-def _worst_of(summary: dict, names: tuple[str, ...]) -> float | None:
-    values = [summary["perturbations"][n]["worst_consistency_iou"] for n in names
-              if n in summary["perturbations"]]
-    values = [v for v in values if v is not None]
-    return min(values) if values else None
-
-
-# geometric families drawn as curves against their level (shift, scale): a gate each, by name
-_CURVED = tuple(f.name for f in REGISTRY.values() if f.geometric and f.plot.kind == "curve")
-GATE_METRICS: dict[str, tuple[str, Callable[[dict], float | None]]] = {
-    "consistency": ("worst-rotation mean consistency IoU",
-                    lambda s: s["perturbations"].get("rotate", {}).get("worst_consistency_iou")),
-    "consistency_90": ("mean consistency IoU at 90, 180 and 270 degrees",
-                       lambda s: s["perturbations"].get("rotate", {}).get(
-                           "consistency_iou_at_90_multiples")),
-    "iou_gt": ("worst-rotation mean IoU against the masks (needs --masks)",
-               lambda s: s["perturbations"].get("rotate", {}).get("worst_mean_iou_gt")),
-    "psnr_db": ("pooled dB (EQ-R) of the rotations off the 90-degree grid",
-                lambda s: s["perturbations"].get("rotate", {}).get("psnr_db_pooled_off_grid")),
-    "flip": ("worst flip's mean consistency IoU", lambda s: _worst_of(s, FLIPS)),
-    "photometric": ("worst photometric level's mean consistency IoU",
-                    lambda s: _worst_of(s, member_names(geometric=False))),
-    **{name: (f"worst {name} level's mean consistency IoU",
-              lambda s, members=REGISTRY[name].member_names: _worst_of(s, members))
-       for name in _CURVED},
-}
-# the --perturb families a gate's figure needs (any one of them)
-GATE_NEEDS: dict[str, tuple[str, ...]] = {
-    "consistency": ("rotate",), "consistency_90": ("rotate",), "iou_gt": ("rotate",),
-    "psnr_db": ("rotate",), "flip": ("flip",),
-    "photometric": tuple(f.name for f in REGISTRY.values() if not f.geometric),
-    **{name: (name,) for name in _CURVED}}
-
-
-def gate_value(summary: dict, name: str) -> float | None:
-    """The figure a gate named `name` tests (see GATE_METRICS); None if the sweep lacks it."""
-    return GATE_METRICS[name][1](summary)

@@ -32,7 +32,8 @@ Restored probability maps are de-rotated (shifted back, zoomed back: each family
 seed's "rotate the mask back" up to boundary pixels; exact at multiples of 90 and whole-pixel
 shifts.
 
-The set statistics, tables and summaries of its frames live in `equiseg.analysis.summary`.
+How a row is scored lives in `equiseg.analysis.frame_scores`; the set statistics, tables and
+summaries of its frames in `equiseg.analysis.summary`.
 """
 
 from __future__ import annotations
@@ -42,11 +43,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from equiseg.analysis.adapters import ModelOutputError, OutputAdapter
 from equiseg.analysis.families import REGISTRY, level_settings
+from equiseg.analysis.frame_scores import reference_facts, score_restored
 from equiseg.analysis.perturbations import (
     IDENTITY,
     Perturbation,
@@ -58,26 +59,9 @@ from equiseg.analysis.perturbations import (
 )
 from equiseg.analysis.sweep_settings import SweepConfig
 from equiseg.errors import EquisegError
-from equiseg.metrics import (
-    max_abs_difference,
-    max_abs_value,
-    mean_abs_difference,
-    mean_squared_difference,
-    per_class_iou,
-    psnr_from_mse,
-    valid_count,
-)
 
 Predict = Callable[[Tensor], Tensor]  # pixel images (B, 3, S, S) in [0, 1] -> probabilities
-THRESHOLD = 0.5
 METRICS = ("iou_gt", "iou_consistency", "mad", "psnr_db", "max_abs_diff")
-# A prediction is degenerate when its foreground covers less than EMPTY_FRACTION or more than
-# FULL_FRACTION of the valid pixels, or when more than NEAR_THRESHOLD_SHARE of them lie within
-# THRESHOLD_MARGIN of the decision boundary (|p - 0.5|, or half the top-two gap for K classes).
-EMPTY_FRACTION = 0.005
-FULL_FRACTION = 0.995
-THRESHOLD_MARGIN = 0.05
-NEAR_THRESHOLD_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -225,106 +209,6 @@ def make_predictor(model: nn.Module, mean: Sequence[float], std: Sequence[float]
                      OutputAdapter(output_key, upsample), foreground_classes)
 
 
-def class_masks(probs: Tensor) -> Tensor:
-    """Boolean masks (B, K, H, W): p > 0.5 for one channel, one-hot argmax for several."""
-    if probs.shape[1] == 1:
-        return probs > THRESHOLD
-    return F.one_hot(probs.argmax(dim=1), probs.shape[1]).permute(0, 3, 1, 2).bool()
-
-
-def target_masks(target: Tensor, classes: int) -> Tensor:
-    """A target (1, H, W) as boolean masks (1, K, H, W) matching `class_masks`."""
-    if classes == 1:
-        return target.bool().unsqueeze(0)
-    return F.one_hot(target.long()[0], classes).permute(2, 0, 1).unsqueeze(0).bool()
-
-
-def foreground_shares(probs: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
-    """Per prediction (B, K, S, S): the share of the valid pixels that are foreground, and the
-    share within THRESHOLD_MARGIN of the decision, both (B,) float64.
-
-    Foreground is p > 0.5 for one channel, any class but 0 for several; the margin to the
-    decision is |p - 0.5|, or half the gap between the two most likely classes.
-    """
-    inside = valid.expand(len(probs), 1, *probs.shape[-2:])[:, 0].double()
-    count = inside.flatten(1).sum(dim=1).clamp(min=1)
-    if probs.shape[1] == 1:
-        foreground = probs[:, 0] > THRESHOLD
-        margin = (probs[:, 0] - THRESHOLD).abs()
-    else:
-        foreground = probs.argmax(dim=1) != 0
-        top = probs.topk(2, dim=1).values
-        margin = (top[:, 0] - top[:, 1]) / 2
-    share = (foreground.double() * inside).flatten(1).sum(dim=1) / count
-    hovering = ((margin < THRESHOLD_MARGIN).double() * inside).flatten(1).sum(dim=1) / count
-    return share, hovering
-
-
-def raw_range(raw: Tensor, valid: Tensor) -> Tensor:
-    """Per output (B, K, S, S): the largest max - min of a channel inside `valid`, (B,); 0 for
-    a constant output, which every transform leaves identical."""
-    inside = valid.bool().expand_as(raw)
-    high = raw.masked_fill(~inside, float("-inf")).amax(dim=(-2, -1))
-    low = raw.masked_fill(~inside, float("inf")).amin(dim=(-2, -1))
-    return (high - low).amax(dim=1).clamp(min=0.0)
-
-
-def reference_facts(reference: Tensor, reference_raw: Tensor, footprint: Tensor) -> dict:
-    """The columns describing the unperturbed prediction (1, K, S, S) over the image's pixels."""
-    share, _ = foreground_shares(reference, footprint.unsqueeze(0))
-    return {"reference_foreground_share": float(share[0]),
-            "reference_raw_range": float(raw_range(reference_raw, footprint.unsqueeze(0))[0])}
-
-
-def degenerate_reasons(probs: Tensor, valid: Tensor) -> list[str]:
-    """Per prediction (B, K, S, S): '' when fine, else 'empty', 'everywhere' or 'at threshold'
-    (shares as in `foreground_shares`)."""
-    share, hovering = foreground_shares(probs, valid)
-    reasons = []
-    for fraction, near in zip(share.tolist(), hovering.tolist()):
-        if near > NEAR_THRESHOLD_SHARE:
-            reasons.append("at threshold")
-        elif fraction < EMPTY_FRACTION:
-            reasons.append("empty")
-        elif fraction > FULL_FRACTION:
-            reasons.append("everywhere")
-        else:
-            reasons.append("")
-    return reasons
-
-
-def _score(restored: Tensor, reference: Tensor, valid: Tensor, item: SweepImage,
-           restored_raw: Tensor, reference_raw: Tensor) -> dict:
-    """Metric columns for a batch of restored predictions against the reference prediction."""
-    masks, reference_masks = class_masks(restored), class_masks(reference).expand_as(restored)
-    per_class = per_class_iou(masks, reference_masks, valid)
-    mse = mean_squared_difference(restored, reference, valid)
-    scores = {"iou_consistency": per_class.mean(dim=1),
-              "mad": mean_abs_difference(restored, reference, valid),
-              "psnr_db": psnr_from_mse(mse),
-              "max_abs_diff": max_abs_difference(restored, reference, valid),
-              "max_abs_diff_raw": max_abs_difference(restored_raw, reference_raw, valid),
-              "raw_scale": max_abs_value(reference_raw.expand_as(restored_raw), valid),
-              "mse": mse, "valid_pixels": valid_count(restored[:, :1], valid)}
-    classes = restored.shape[1]
-    if item.target is not None:
-        truth = target_masks(item.target, classes).expand_as(masks)
-        gt_per_class = per_class_iou(masks, truth, valid)  # valid lies inside the footprint
-        scores["iou_gt"] = gt_per_class.mean(dim=1)
-    else:
-        scores["iou_gt"] = torch.full((len(restored),), float("nan"), dtype=torch.float64)
-    if classes > 1:
-        for k in range(classes):
-            scores[f"iou_consistency_class{k}"] = per_class[:, k]
-            if item.target is not None:
-                scores[f"iou_gt_class{k}"] = gt_per_class[:, k]
-    columns = {name: value.cpu().numpy() for name, value in scores.items()}
-    reference_reason = degenerate_reasons(reference, item.footprint.unsqueeze(0))[0]
-    own = degenerate_reasons(restored, valid)
-    columns["degenerate_reason"] = [reference_reason or reason for reason in own]
-    return columns
-
-
 def _predict(predict: Predict, inputs: Tensor) -> tuple[Tensor, Tensor]:
     """(raw, probabilities) from a Predictor; a plain predict function's raw output is its
     probabilities."""
@@ -351,8 +235,9 @@ def sweep_image(predict: Predict, item: SweepImage, perturbations: Sequence[Pert
         if reference is None:
             reference, reference_raw = probs[:1], raw[:1]
             facts = reference_facts(reference, reference_raw, item.footprint)
-        scores = _score(restore(chunk, probs), reference, valid_regions(chunk, item.footprint),
-                        item, restore(chunk, raw), reference_raw)
+        scores = score_restored(restore(chunk, probs), reference,
+                                valid_regions(chunk, item.footprint), item.target, item.footprint,
+                                restore(chunk, raw), reference_raw)
         for i, p in enumerate(chunk):
             row = {name: float(values[i]) for name, values in scores.items()
                    if name != "degenerate_reason"}

@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from equiseg.analysis.exactness import FLIPS
+from equiseg.analysis.gate_figures import GATE_METRICS, GATE_NEEDS, gate_value
 from equiseg.analysis.judgeable import CANNOT_JUDGE, not_judgeable_text
 from equiseg.analysis.perturbations import build_perturbations
-from equiseg.analysis.summary import FLIPS, GATE_METRICS, GATE_NEEDS, gate_value
 from equiseg.audit.options import EXACT_GROUPS, AuditOptions
 from equiseg.errors import EquisegError
 

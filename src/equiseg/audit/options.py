@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from equiseg.analysis.families import REGISTRY, family_names, level_settings
+from equiseg.analysis.frame_scores import THRESHOLD
 from equiseg.analysis.judgeable import JUDGEABLE_MAX_SHARE, JUDGEABLE_MIN_SHARE, Judgeability
 from equiseg.analysis.perturbations import Perturbation, build_perturbations
-from equiseg.analysis.sweep import THRESHOLD
 from equiseg.analysis.sweep_settings import SweepConfig
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from equiseg.errors import EquisegError

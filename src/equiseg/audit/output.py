@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from equiseg.analysis.perturbations import IDENTITY, Perturbation, restore
-from equiseg.analysis.summary import identity_rows, perturbation_table, rotation_table
+from equiseg.analysis.set_tables import identity_rows, perturbation_table, rotation_table
 from equiseg.analysis.sweep import sweep_image
 from equiseg.audit.options import version
 from equiseg.audit.report import write_report

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from equiseg.analysis.exactness import FLIPS
 from equiseg.analysis.families import curve_figures, member_names
 from equiseg.analysis.judgeable import CANNOT_JUDGE, not_judgeable_text
-from equiseg.analysis.summary import FLIPS, rotation_table
+from equiseg.analysis.set_tables import rotation_table
 from equiseg.report.document import Document
 from equiseg.report.figures import angle_figure, level_figure
 from equiseg.report.findings import symmetry_sentences

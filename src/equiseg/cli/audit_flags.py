@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from equiseg.analysis.families import REGISTRY, family_names, level_settings
+from equiseg.analysis.gate_figures import GATE_METRICS
 from equiseg.analysis.judgeable import JUDGEABLE_MAX_SHARE, JUDGEABLE_MIN_SHARE
-from equiseg.analysis.summary import GATE_METRICS
 from equiseg.analysis.sweep_settings import SweepConfig
 from equiseg.audit.gates import GateSpec
 from equiseg.audit.options import EXACT_GROUPS, AuditOptions

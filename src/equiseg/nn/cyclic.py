@@ -16,16 +16,10 @@ exact pixel permutation of one of them:
 
 so the p4 (p4m) sub-group acts on filters by permuting pixels and stays exactly equivariant.
 
-Steerable basis: circular harmonics times Gaussian rings (as escnn's R2Conv), with the angle
-phi measured counter-clockwise from the x axis (x right, y up, origin at the centre pixel):
-
-    psi(rho, phi) = exp(-(rho - radius)^2 / (2 sigma^2)) * {cos, sin}(m phi)
-
-Turning psi by theta gives cos(m(phi - theta)), sin(m(phi - theta)): a rotation by m*theta of each
-(cos, sin) coefficient pair, so the turned filter is the same continuous function, sampled
-exactly, at any angle. What the grid cannot make exact is the convolution: samples at the pixel
-centres and at the turned pixel centres weigh a smooth image slightly differently; that residue
-is the measured 45-degree error (benchmarks/layer_equivariance.py).
+The steerable filters are sums of circular harmonics times Gaussian rings
+(`equiseg.nn.harmonics`), turned by rotating their coefficients: the same continuous function
+sampled again, at any angle. How close a layer or a network comes to equivariance at 45 degrees
+is measured by `equiseg.nn.equivariance.layer_equivariance_error` (benchmarks/layer_equivariance.py).
 """
 
 from __future__ import annotations
@@ -33,7 +27,6 @@ from __future__ import annotations
 import abc
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -43,6 +36,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from equiseg.geometry import rotate_batch, rotation_theta
+from equiseg.nn.harmonics import Harmonic, default_harmonics, sample_harmonics
 
 # --------------------------------------------------------------------------------------- groups
 
@@ -144,111 +138,6 @@ def orbit(turned: Tensor, group: RotationGroup) -> Tensor:
     return torch.stack(out, dim=-3)
 
 
-# ---------------------------------------------------------------------------- steerable basis
-
-
-@dataclass(frozen=True)
-class Harmonic:
-    """One real basis function: a Gaussian ring times cos or sin of `frequency` times the angle."""
-
-    radius: float
-    sigma: float
-    frequency: int
-    part: str  # "cos" or "sin"
-
-
-def default_harmonics(kernel_size: int) -> tuple[Harmonic, ...]:
-    """escnn's default basis for a k x k filter (R2Conv: rings, sigmas, `_manual_fco1`).
-
-    Rings at radii 0, 1, ..., (k-1)/2 pixels; sigma 0.6, 0.4 on the outermost ring (less spill
-    past the filter's edge), a point at the centre. Frequencies to 2 per ring, the centre only 0,
-    inner rings of radius r to min(2r, 2r - (r+1) % 2): higher frequencies than a ring's pixels
-    can carry would alias, and a turned copy would not be the same function on the grid.
-    """
-    outer = (kernel_size - 1) // 2
-    harmonics = []
-    for r in range(outer + 1):
-        if r == 0:
-            sigma, top = 0.005, 0
-        elif r == outer:
-            sigma, top = 0.4, min(2 * r, 2)
-        else:
-            sigma, top = 0.6, min(2 * r, 2 * r - (r + 1) % 2)
-        for m in range(top + 1):
-            harmonics.append(Harmonic(float(r), sigma, m, "cos"))
-            if m:
-                harmonics.append(Harmonic(float(r), sigma, m, "sin"))
-    return tuple(harmonics)
-
-
-def grid_coordinates(kernel_size: int) -> tuple[Tensor, Tensor]:
-    """(x, y) of each pixel centre of a k x k filter, float64: x right, y up, 0 at the centre.
-
-    Symmetric about the centre, so a quarter turn of the coordinates is a permutation of them.
-    """
-    c = (kernel_size - 1) / 2
-    rows, cols = torch.meshgrid(torch.arange(kernel_size, dtype=torch.float64),
-                                torch.arange(kernel_size, dtype=torch.float64), indexing="ij")
-    return cols - c, c - rows
-
-
-def harmonic_values(harmonics: tuple[Harmonic, ...], x: Tensor, y: Tensor) -> Tensor:
-    """Each basis function at the points (x, y) (x right, y up), unnormalised: (J, *x.shape)."""
-    rho, phi = torch.hypot(x, y), torch.atan2(y, x)
-    values = []
-    for h in harmonics:
-        ring = torch.exp(-0.5 * ((rho - h.radius) / h.sigma) ** 2)
-        wave = torch.cos(h.frequency * phi) if h.part == "cos" else torch.sin(h.frequency * phi)
-        # the angle is undefined at the centre: a harmonic of m > 0 vanishes there
-        values.append(torch.where(rho > 1e-9, ring * wave, 0.0) if h.frequency else ring)
-    return torch.stack(values)
-
-
-def harmonic_norms(harmonics: tuple[Harmonic, ...], kernel_size: int) -> Tensor:
-    """(J,) the rotation-invariant norm of each (ring, frequency) pair on the k x k grid: the root
-    mean of its cos and sin parts' squared norms (the parts alone differ, e.g. cos 2phi lives on
-    the edge pixels of a 3x3 grid and sin 2phi on its corners)."""
-    squared = harmonic_values(harmonics, *grid_coordinates(kernel_size)).pow(2).sum((-2, -1))
-    norms = []
-    for h in harmonics:
-        pair = [i for i, o in enumerate(harmonics)
-                if (o.radius, o.sigma, o.frequency) == (h.radius, h.sigma, h.frequency)]
-        norms.append(squared[pair].mean().sqrt())
-    return torch.stack(norms)
-
-
-def sample_harmonics(harmonics: tuple[Harmonic, ...], kernel_size: int,
-                     angle: float = 0.0) -> Tensor:
-    """The basis turned by `angle` degrees, (J, k, k) float64: psi_j(R(-angle) p) at each pixel p,
-    divided by `harmonic_norms` (the same at every angle, so that turning stays the coefficient
-    rotation of `coefficient_rotation`)."""
-    x, y = grid_coordinates(kernel_size)
-    t = math.radians(angle)
-    turned = harmonic_values(harmonics, x * math.cos(t) + y * math.sin(t),
-                             -x * math.sin(t) + y * math.cos(t))
-    return turned / harmonic_norms(harmonics, kernel_size)[:, None, None]
-
-
-def coefficient_rotation(harmonics: tuple[Harmonic, ...], angle: float) -> Tensor:
-    """M (J, J) float64 with sample(angle)_j = sum_i M[i, j] sample(0)_i, i.e. turning a filter
-    sum_j w_j psi_j by `angle` replaces w by M w: a rotation by m*angle of each (cos, sin) pair.
-
-    cos(m(phi - t)) = cos(mt) cos(m phi) + sin(mt) sin(m phi)
-    sin(m(phi - t)) = cos(mt) sin(m phi) - sin(mt) cos(m phi)
-    """
-    t = math.radians(angle)
-    m = torch.eye(len(harmonics), dtype=torch.float64)
-    index = {(h.radius, h.sigma, h.frequency, h.part): i for i, h in enumerate(harmonics)}
-    for j, h in enumerate(harmonics):
-        if h.frequency == 0:
-            continue
-        c, s = math.cos(h.frequency * t), math.sin(h.frequency * t)
-        partner = index[(h.radius, h.sigma, h.frequency, "sin" if h.part == "cos" else "cos")]
-        m[j, j] = c
-        m[partner, j] = s if h.part == "cos" else -s
-    return m
-
-
 # ------------------------------------------------------------------------------------- layers
 
 
@@ -346,77 +235,3 @@ class InterpolatedGroupConv2d(RotatedFilterConv2d):
         steps = [360.0 * b / self.group.rotations for b in range(self.group.rotations // 4)]
         turned = [bilinear_turn(self.weight, a) if a else self.weight for a in steps]
         return orbit(torch.stack(turned, -3), self.group)
-
-
-# -------------------------------------------------------------------------------- measurement
-
-
-def smooth_random_field(batch: int, channels: int, size: int, blur: float,
-                        generator: torch.Generator | None = None) -> Tensor:
-    """(B, C, size, size) white noise blurred by a Gaussian of `blur` pixels, unit variance.
-
-    Drawn on a larger canvas and cropped, so the blur has no border effects."""
-    half = math.ceil(3 * blur)
-    taps = torch.arange(-half, half + 1, dtype=torch.float64)
-    kernel = torch.exp(-0.5 * (taps / blur) ** 2)
-    kernel = (kernel / kernel.sum()).float()
-    noise = torch.randn(batch * channels, 1, size + 2 * half, size + 2 * half, generator=generator)
-    field = F.conv2d(F.conv2d(noise, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))
-    field = field.reshape(batch, channels, size, size)
-    return field / field.std()
-
-
-def central_disc(size: int, radius: float) -> Tensor:
-    """Boolean (size, size): pixels within `radius` of the centre pixel (size odd)."""
-    c = (size - 1) / 2
-    rows, cols = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    return (rows - c) ** 2 + (cols - c) ** 2 <= radius**2
-
-
-def disc_window(size: int, radius: float, fade: float) -> Tensor:
-    """(size, size): 1 within `radius` of the centre, then a Gaussian fade of width `fade` pixels.
-
-    A field multiplied by it keeps its content on the canvas under any rotation, so a model
-    sees the same picture turned rather than a picture that lost its corners."""
-    c = (size - 1) / 2
-    rows, cols = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    beyond = (torch.hypot(rows - c, cols - c) - radius).clamp(min=0)
-    return torch.exp(-0.5 * (beyond / fade) ** 2)
-
-
-def disc_relative_error(reference: Tensor, candidate: Tensor, disc_radius: float) -> float:
-    """||candidate - reference|| / ||reference|| over the central disc, all channels, float64."""
-    disc = central_disc(reference.shape[-1], disc_radius).to(reference.device)
-    diff = (candidate - reference)[..., disc].double()
-    return float(diff.norm() / reference[..., disc].double().norm())
-
-
-def layer_equivariance_error(layer: RotatedFilterConv2d, x: Tensor, index: int,
-                             disc_radius: float, mode: str = "bilinear") -> float:
-    """||layer(g x) - g layer(x)|| / ||g layer(x)|| over the central disc, all channels.
-
-    g = element `index` of `layer.group`; it acts on the input as an image (lifting layer) or a
-    group feature map, and on the output as a group feature map, resampling with `mode` when
-    its angle is not a multiple of 90 degrees. x is (B, C, S, S) with S odd, so the centre of
-    rotation is a pixel centre.
-    """
-    group = layer.group
-    act_in = group.act_on_image if layer.input_order == 1 else group.act_on_features
-    with torch.no_grad():
-        moved_after = group.act_on_features(layer(x), index, mode)
-        moved_before = layer(act_in(x, index, mode))
-    return disc_relative_error(moved_after, moved_before, disc_radius)
-
-
-def rotation_equivariance_error(model: Callable[[Tensor], Tensor], x: Tensor, angle: float,
-                                disc_radius: float, mode: str = "bilinear") -> float:
-    """||model(R x) - R model(x)|| / ||R model(x)|| over the central disc, for a model from
-    images to images (a U-Net's logits), R the turn by `angle` degrees (`rotate_batch`).
-
-    x is (B, C, S, S) with S divisible by the model's downsampling; fade it out towards the
-    border (`disc_window`) so that the turn loses nothing off the canvas.
-    """
-    with torch.no_grad():
-        moved_after = rotate_batch(model(x), angle, mode)
-        moved_before = model(rotate_batch(x, angle, mode))
-    return disc_relative_error(moved_after, moved_before, disc_radius)

@@ -10,8 +10,9 @@ concatenation work on them unchanged. g acts on such a map by moving each pixel 
 permuting each fibre: (g . f)(c, h) = g_spatial( f(c, g^-1 h) ).
 
 A network may also work over C8 or D8 (`equiseg.nn.cyclic.RotationGroup`: turns by 45 degrees,
-same flat layout); `get_network_group` names either kind. `get_group` stays the p4 family, whose
-elements (k, f) count quarter turns, as `act_on_image` reads them.
+same flat layout); `get_network_group` names either kind, and `group_turn` the rotations it
+covers. `get_group` stays the p4 family, whose elements (k, f) count quarter turns, as
+`act_on_image` reads them.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ class Group:
     @property
     def order(self) -> int:
         return len(self.elements)
+
+    @property
+    def rotations(self) -> int:
+        """How many rotations it holds (its elements without a mirror): 1, or 4 for p4/p4m."""
+        return sum(1 for _, mirrored in self.elements if not mirrored)
 
     def element_name(self, index: int) -> str:
         return _NAMES[self.elements[index]]
@@ -113,3 +119,10 @@ def get_network_group(name: str) -> NetworkGroup:
     except ValueError:
         raise ValueError(f"unknown group {name!r} (allowed: {', '.join(_ELEMENTS)}, c8, d8, or "
                          "any cN/dN with N a multiple of 4)") from None
+
+
+def group_turn(name: str) -> float:
+    """The smallest rotation of the group `name`, in degrees: a network over it covers exactly the
+    rotations by multiples of it (90 for p4/p4m, 45 for c8/d8, 360 for the trivial group, whose
+    only rotation is the full turn). The one place a model's group becomes its angles."""
+    return 360.0 / get_network_group(name).rotations

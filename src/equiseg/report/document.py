@@ -3,18 +3,16 @@
 The Markdown links figures by relative path (to read beside the files, e.g. on GitHub); the HTML
 embeds every image as a base64 data URI and carries its own stylesheet, so the one file opens
 anywhere with no network and no other files. Paragraphs take a small Markdown subset (`**bold**`,
-`*italic*`, `` `code` ``, `[text](url)`, lines starting with `- ` as a list), converted here so the
-report needs no Markdown library.
+`*italic*`, `` `code` ``, `[text](url)`, lines starting with `- ` as a list); how each block
+looks in each format is `equiseg.report.markup`'s.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 import numbers
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +21,19 @@ import pandas as pd
 
 from equiseg.errors import EquisegError
 from equiseg.io import write_text
+from equiseg.report.markup import (
+    IMAGE_TYPES,
+    STYLE,
+    FigureBlock,
+    TableBlock,
+    figure_html,
+    inline_html,
+    paragraph_html,
+    slug,
+    table_html,
+    table_markdown,
+)
 
-IMAGE_TYPES = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg",
-               ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
 BEST_RULES = ("max", "min")
 
 
@@ -43,20 +51,6 @@ class _Paragraph:
 @dataclass(frozen=True)
 class _Note:
     text: str
-
-
-@dataclass(frozen=True)
-class _Table:
-    columns: list[str]
-    cells: list[list[str]]
-    bold: list[list[bool]]
-    numeric: list[bool]
-
-
-@dataclass(frozen=True)
-class _Figure:
-    path: Path
-    caption: str
 
 
 def format_cell(value: object, floatfmt: str = ".3f") -> str:
@@ -88,75 +82,6 @@ def _best_mask(column: pd.Series, rule: str, floatfmt: str) -> list[bool]:
     return [not math.isnan(v) and format_cell(v, floatfmt) == best_text for v in numeric]
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
-
-
-def _inline_html(text: str) -> str:
-    """The Markdown inline subset as HTML; code spans are left literal."""
-    out = []
-    for i, part in enumerate(re.split(r"`([^`]*)`", text)):
-        if i % 2:
-            out.append(f"<code>{html.escape(part)}</code>")
-            continue
-        part = html.escape(part, quote=False)
-        part = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)",
-                      lambda m: f'<a href="{html.escape(m[2])}">{m[1]}</a>', part)
-        part = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", part)
-        part = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", part)
-        out.append(part)
-    return "".join(out)
-
-
-def _paragraph_html(text: str) -> str:
-    """Plain lines become one <p>; a run of `- ` lines becomes a <ul>."""
-    chunks, items, lines = [], [], []
-
-    def flush() -> None:
-        if lines:
-            chunks.append(f"<p>{_inline_html(' '.join(lines))}</p>")
-            lines.clear()
-        if items:
-            chunks.append("<ul>" + "".join(f"<li>{_inline_html(x)}</li>" for x in items) + "</ul>")
-            items.clear()
-
-    for line in text.strip().splitlines():
-        line = line.strip()
-        if line.startswith("- "):
-            if lines:
-                flush()
-            items.append(line[2:])
-        elif not line:
-            flush()
-        else:
-            if items:
-                flush()
-            lines.append(line)
-    flush()
-    return "\n".join(chunks)
-
-
-STYLE = """
-body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328;
-       max-width: 1100px; margin: 2em auto; padding: 0 1.2em; }
-h1 { font-size: 1.8em; border-bottom: 2px solid #d0d7de; padding-bottom: .2em; }
-h2 { font-size: 1.35em; border-bottom: 1px solid #d0d7de; padding-bottom: .15em;
-     margin-top: 1.8em; }
-h3 { font-size: 1.1em; margin-top: 1.4em; }
-nav.toc { font-size: .9em; color: #59636e; }
-nav.toc a { color: #0969da; text-decoration: none; margin-right: .8em; }
-code { background: #f2f4f6; padding: .1em .3em; border-radius: 4px; font-size: .92em; }
-table { border-collapse: collapse; margin: 1em 0; font-size: .92em; }
-th, td { border: 1px solid #d0d7de; padding: .35em .7em; }
-th { background: #f6f8fa; text-align: left; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-tbody tr:nth-child(even) { background: #fafbfc; }
-div.note { border-left: 4px solid #bf8700; background: #fff8c5; padding: .1em 1em;
-           margin: 1em 0; border-radius: 4px; }
-figure { margin: 1.2em 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
-figcaption { color: #59636e; font-size: .9em; margin-top: .3em; }
-"""
 
 
 class Document:
@@ -164,7 +89,7 @@ class Document:
 
     def __init__(self, title: str) -> None:
         self.title = title
-        self._blocks: list[_Heading | _Paragraph | _Note | _Table | _Figure] = []
+        self._blocks: list[_Heading | _Paragraph | _Note | TableBlock | FigureBlock] = []
 
     def heading(self, text: str, level: int = 2) -> None:
         if not 1 <= level <= 6:
@@ -215,7 +140,7 @@ class Document:
                 for r in range(len(df))]
         numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
                    for c in shown]
-        self._blocks.append(_Table([str(c) for c in shown], cells, bold, numeric))
+        self._blocks.append(TableBlock([str(c) for c in shown], cells, bold, numeric))
 
     def figure(self, path: str | Path, caption: str) -> None:
         """An image (PNG, GIF, JPEG or SVG) that must exist now; it is read when writing."""
@@ -226,7 +151,7 @@ class Document:
         if not path.is_file():
             raise EquisegError(f"{path}: figure not found; "
                                "create it before adding it to the report")
-        self._blocks.append(_Figure(path.resolve(), caption))
+        self._blocks.append(FigureBlock(path.resolve(), caption))
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -242,8 +167,8 @@ class Document:
             elif isinstance(block, _Note):
                 lines = block.text.strip().splitlines()
                 parts.append("\n".join(f"> {line}".rstrip() for line in lines))
-            elif isinstance(block, _Table):
-                parts.append(_table_markdown(block))
+            elif isinstance(block, TableBlock):
+                parts.append(table_markdown(block))
             else:
                 link = Path(os.path.relpath(block.path, base_dir)).as_posix()
                 parts.append(f"![{block.caption}]({link})\n\n*{block.caption}*")
@@ -254,20 +179,20 @@ class Document:
         body = []
         toc = [b for b in self._blocks if isinstance(b, _Heading) and b.level == 2]
         if len(toc) > 2:
-            links = "".join(f'<a href="#{_slug(h.text)}">{html.escape(h.text)}</a>' for h in toc)
+            links = "".join(f'<a href="#{slug(h.text)}">{html.escape(h.text)}</a>' for h in toc)
             body.append(f'<nav class="toc">{links}</nav>')
         for block in self._blocks:
             if isinstance(block, _Heading):
-                body.append(f'<h{block.level} id="{_slug(block.text)}">'
-                            f"{_inline_html(block.text)}</h{block.level}>")
+                body.append(f'<h{block.level} id="{slug(block.text)}">'
+                            f"{inline_html(block.text)}</h{block.level}>")
             elif isinstance(block, _Paragraph):
-                body.append(_paragraph_html(block.text))
+                body.append(paragraph_html(block.text))
             elif isinstance(block, _Note):
-                body.append(f'<div class="note">{_paragraph_html(block.text)}</div>')
-            elif isinstance(block, _Table):
-                body.append(_table_html(block))
+                body.append(f'<div class="note">{paragraph_html(block.text)}</div>')
+            elif isinstance(block, TableBlock):
+                body.append(table_html(block))
             else:
-                body.append(_figure_html(block))
+                body.append(figure_html(block))
         return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
                 f"<title>{html.escape(self.title)}</title>\n<style>{STYLE}</style>\n</head>\n"
@@ -279,45 +204,3 @@ class Document:
         md_path, html_path = Path(md_path), Path(html_path)
         write_text(md_path, self.to_markdown(md_path.parent))
         write_text(html_path, self.to_html())
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", r"\|")
-
-
-def _table_markdown(table: _Table) -> str:
-    header = "| " + " | ".join(_md_cell(c) for c in table.columns) + " |"
-    rule = "| " + " | ".join("---:" if n else "---" for n in table.numeric) + " |"
-    rows = []
-    for cells, bold in zip(table.cells, table.bold):
-        shown = [f"**{_md_cell(c)}**" if b else _md_cell(c) for c, b in zip(cells, bold)]
-        rows.append("| " + " | ".join(shown) + " |")
-    return "\n".join([header, rule, *rows])
-
-
-def _table_html(table: _Table) -> str:
-    def cls(numeric: bool) -> str:
-        return ' class="num"' if numeric else ""
-
-    head = "".join(f"<th{cls(n)}>{html.escape(c)}</th>"
-                   for c, n in zip(table.columns, table.numeric))
-    rows = []
-    for cells, bold in zip(table.cells, table.bold):
-        tds = []
-        for text, is_bold, numeric in zip(cells, bold, table.numeric):
-            shown = f"<strong>{html.escape(text)}</strong>" if is_bold else html.escape(text)
-            tds.append(f"<td{cls(numeric)}>{shown}</td>")
-        rows.append("<tr>" + "".join(tds) + "</tr>")
-    return (f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows)
-            + "\n</tbody>\n</table>")
-
-
-def _figure_html(figure: _Figure) -> str:
-    try:
-        data = figure.path.read_bytes()
-    except OSError as err:
-        raise EquisegError(f"{figure.path}: cannot read figure ({err.strerror})") from None
-    uri = f"data:{IMAGE_TYPES[figure.path.suffix.lower()]};base64,{base64.b64encode(data).decode()}"
-    caption = _inline_html(figure.caption)
-    alt = html.escape(figure.caption)
-    return f'<figure><img src="{uri}" alt="{alt}">\n<figcaption>{caption}</figcaption></figure>'

@@ -21,6 +21,9 @@ from equiseg.errors import EquisegError
 from equiseg.io import atomic_path
 
 DPI = 110
+# vertical marks on an angle figure: the angles, their line style, and a legend label (or None)
+Mark = tuple[Sequence[float], str, str | None]
+QUARTER_MARKS: tuple[Mark, ...] = (((90, 180, 270), ":", None),)
 
 
 def run_colors(labels: Sequence[str]) -> dict[str, tuple]:
@@ -31,7 +34,8 @@ def run_colors(labels: Sequence[str]) -> dict[str, tuple]:
     return {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Lay `fig` out and write it as a PNG, atomically."""
     path = Path(path)
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -75,7 +79,7 @@ def training_curve_figure(curves: Mapping[str, pd.DataFrame], column: str, path:
     ax.set_title(title or ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _band(ax, x: Sequence[float], mean: Sequence[float], sd: Sequence[float], color: tuple,
@@ -95,11 +99,22 @@ def angle_figure(curves: Mapping[str, pd.DataFrame], mean_column: str, path: str
                  ylabel: str, title: str, std_column: str | None = None,
                  min_column: str | None = None, clip: tuple[float, float] | None = None,
                  colors: Mapping[str, tuple] | None = None, band_label: str = "mean ± std",
-                 min_label: str = "minimum") -> Path:
+                 min_label: str = "minimum", marks: Sequence[Mark] = QUARTER_MARKS) -> Path:
+    """A metric against rotation angle, one colour per run (`draw_angle_figure`), as a PNG."""
+    return save_figure(draw_angle_figure(curves, mean_column, ylabel, title, std_column, min_column,
+                                   clip, colors, band_label, min_label, marks), path)
+
+
+def draw_angle_figure(curves: Mapping[str, pd.DataFrame], mean_column: str, ylabel: str,
+                      title: str, std_column: str | None = None, min_column: str | None = None,
+                      clip: tuple[float, float] | None = None,
+                      colors: Mapping[str, tuple] | None = None, band_label: str = "mean ± std",
+                      min_label: str = "minimum", marks: Sequence[Mark] = QUARTER_MARKS) -> Figure:
     """A metric against rotation angle, one colour per run.
 
     Solid line: the mean; shaded band: ± `std_column` (named `band_label` in the legend; left
-    out where unknown); dashed line: `min_column` (the worst image, `min_label`).
+    out where unknown); dashed line: `min_column` (the worst image, `min_label`); grey vertical
+    lines: `marks` (angles, line style, legend label or None), the quarter turns by default.
     """
     colors = colors or run_colors(list(curves))
     fig = Figure(figsize=(8.6, 4.2))
@@ -117,8 +132,9 @@ def angle_figure(curves: Mapping[str, pd.DataFrame], mean_column: str, path: str
             banded |= _band(ax, angle, mean, frame[std_column], color, clip)
         if min_column:
             ax.plot(angle, frame[min_column], color=color, linestyle="--", linewidth=0.9)
-    for quarter in (90, 180, 270):
-        ax.axvline(quarter, color="0.6", linewidth=0.6, linestyle=":")
+    for angles, style, _ in marks:
+        for angle in angles:
+            ax.axvline(angle, color="0.6", linewidth=0.6, linestyle=style)
     ax.set_xticks(np.arange(0, 361, 45))
     ax.set_xlim(0, 360)
     ax.set_xlabel("rotation angle (degrees)")
@@ -132,8 +148,12 @@ def angle_figure(curves: Mapping[str, pd.DataFrame], mean_column: str, path: str
     if min_column:
         handles.append(Line2D([], [], color="0.4", linestyle="--", linewidth=0.9))
         labels.append(min_label)
+    for _, style, mark_label in marks:
+        if mark_label:
+            handles.append(Line2D([], [], color="0.6", linewidth=0.9, linestyle=style))
+            labels.append(mark_label)
     ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, path)
+    return fig
 
 
 def photometric_figure(tables: Mapping[str, pd.DataFrame], path: str | Path,
@@ -185,4 +205,4 @@ def level_figure(tables: Mapping[str, pd.DataFrame], members: Sequence[str], pat
             if col == 0:
                 ax.set_ylabel(ylabel)
     axes[0][0].legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)

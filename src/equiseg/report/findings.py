@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping
 
 from equiseg.analysis.replicates import SD_SUFFIX, differs_beyond_spread
+from equiseg.report.reach import eighth_turn_finding
 from equiseg.report.run_results import RunResults
 from equiseg.report.tables import PROTOCOL_NAMES
 
@@ -230,9 +231,10 @@ def rotation_accuracy_finding(runs: list[RunResults]) -> str | None:
     return text + "."
 
 
-def findings_markdown(runs: list[RunResults]) -> str:
-    """The Findings list, one bullet per question the report answers."""
+def findings_markdown(runs: list[RunResults], groups: Mapping[str, str] | None = None) -> str:
+    """The Findings list, one bullet per question the report answers; `groups` (run label ->
+    its model's group) adds the line at the eighth turns (`equiseg.report.reach`)."""
     sentences = [accuracy_finding(runs), model_finding(runs), spread_finding(runs),
                  *_symmetry_findings(runs), consistency_finding(runs),
-                 rotation_accuracy_finding(runs)]
+                 eighth_turn_finding(runs, groups or {}), rotation_accuracy_finding(runs)]
     return "\n".join(f"- {s}" for s in sentences if s)

@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from equiseg.analysis.sweep import Kept, SweepImage, class_masks
+from equiseg.analysis.frame_scores import class_masks
+from equiseg.analysis.sweep import Kept, SweepImage
 from equiseg.io import atomic_path
 
 # label k > 0 is painted with colour k (cycled); chosen to read on butterflies and leaves alike
@@ -24,7 +25,7 @@ CLASS_COLOURS = np.array([(0, 0, 0), (255, 40, 90), (40, 160, 255), (255, 200, 0
 
 def labels_from_probs(probs: Tensor) -> Tensor:
     """Label map (H, W) from probabilities (K, H, W), by the sweep's own decision
-    (`analysis.sweep.class_masks`: p > 0.5 for one channel, argmax for more)."""
+    (`analysis.frame_scores.class_masks`: p > 0.5 for one channel, argmax for more)."""
     masks = class_masks(probs.unsqueeze(0))[0]
     if masks.shape[0] == 1:
         return masks[0].long()

@@ -17,6 +17,8 @@ from equiseg.metrics import PSNR_CAP_DB
 from equiseg.report import figures
 from equiseg.report.document import Document
 from equiseg.report.findings import findings_markdown
+from equiseg.report.reach import CAPTION as REACH_CAPTION
+from equiseg.report.reach import REACH_FIGURE, reach_figure
 from equiseg.report.run_results import RunResults, load_runs, read_data_info
 from equiseg.report.setting import ReportSetting, setting_caveat, setting_markdown
 from equiseg.report.tables import (
@@ -91,7 +93,8 @@ def _add_training_curves(doc: Document, runs: list[RunResults], fig_dir: Path,
         doc.figure(path, f"{name[0].upper()}{name[1:]} per epoch, all runs, ± sd over seeds.")
 
 
-def _add_rotation(doc: Document, runs: list[RunResults], fig_dir: Path, colors: dict) -> None:
+def _add_rotation(doc: Document, runs: list[RunResults], fig_dir: Path, colors: dict,
+                  groups: dict[str, str]) -> None:
     curves = {r.label: r.rotation for r in runs if r.rotation is not None}
     if not curves:
         return
@@ -106,6 +109,8 @@ def _add_rotation(doc: Document, runs: list[RunResults], fig_dir: Path, colors: 
                                     clip=(0.0, 1.0) if spec.low else None, colors=colors,
                                     band_label="± sd over seeds", min_label="worst image")
         doc.figure(path, spec.caption)
+    if path := reach_figure(runs, groups, fig_dir / REACH_FIGURE, colors):
+        doc.figure(path, REACH_CAPTION)
 
 
 def _add_perturbations(doc: Document, runs: list[RunResults], fig_dir: Path,
@@ -240,10 +245,11 @@ def build_run_report(setting: ReportSetting, root: str | Path, out_dir: str | Pa
     if caveat := setting_caveat(setting, data_info):
         doc.note(caveat)
     doc.heading("Findings")
-    doc.paragraph(findings_markdown(runs))
+    groups = {r.label: setting.model_groups[r.model] for r in runs}
+    doc.paragraph(findings_markdown(runs, groups))
     _add_accuracy_tables(doc, runs)
     _add_training_curves(doc, runs, fig_dir, colors)
-    _add_rotation(doc, runs, fig_dir, colors)
+    _add_rotation(doc, runs, fig_dir, colors, groups)
     _add_perturbations(doc, runs, fig_dir, colors)
     _add_level_curves(doc, runs, fig_dir, colors)
     _add_equivariance(doc, runs)

@@ -29,6 +29,7 @@ class ReportSetting:
     angle_step: float
     max_images: int  # validation images in the sweep, 0 = all
     gif: bool  # whether the sweep draws GIFs (so a missing one is reported)
+    model_groups: dict[str, str]  # each model's symmetry group (trivial, p4, c8, ...)
 
 
 PROTOCOLS = {"uniform": "each image turned by k·90° with k uniform in 0..3, a quarter upright",

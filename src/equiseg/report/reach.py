@@ -1,0 +1,83 @@
+"""How far each model's group reaches, in the pipeline's report: consistency against angle for the
+plain net, p4 and C8 on one figure, the quarter turns (p4's and C8's) and the eighth turns (C8's
+alone) marked, and the Findings' line at the eighth turns.
+
+The turns come from `equiseg.nn.groups.group_turn`, the one mapping from a group to its angles.
+Off the quarter turns the input is resampled, so no model is exact there: the eighth turns are
+compared by consistency alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from equiseg.analysis.exactness import group_angles, in_group
+from equiseg.nn.groups import group_turn
+from equiseg.report.figures import Mark, draw_angle_figure, save_figure
+from equiseg.report.run_results import RunResults
+
+REACH_FIGURE = "rotation_group_reach.png"
+# the groups drawn, and how the report names them
+REACH_GROUPS = {"trivial": "plain", "p4": "p4", "c8": "C8"}
+QUARTER_TURNS = tuple(group_angles(group_turn("p4")))
+EIGHTH_TURNS = tuple(a for a in group_angles(group_turn("c8")) if a not in QUARTER_TURNS)
+REACH_MARKS: tuple[Mark, ...] = ((QUARTER_TURNS, "--", "quarter turns (p4 and C8)"),
+                                 (EIGHTH_TURNS, ":", "eighth turns (C8 only)"))
+CAPTION = ("The reach of each group: consistency IoU against rotation angle for the plain net, "
+           "p4 and C8 (mean over seeds, band ± sd), dashed verticals at the quarter turns (in p4 "
+           "and C8), dotted ones at the eighth turns (in C8 alone). Turning the input by an "
+           "eighth turn resamples it, so there C8 can be close but never exact.")
+
+
+def reach_runs(runs: list[RunResults], groups: Mapping[str, str]) -> list[RunResults]:
+    """The runs with a rotation curve whose model's group (`groups`: label -> group) is drawn."""
+    return [r for r in runs if r.rotation is not None and groups.get(r.label) in REACH_GROUPS]
+
+
+def draw_reach_figure(runs: list[RunResults], groups: Mapping[str, str],
+                      colors: Mapping[str, tuple] | None = None) -> Figure | None:
+    """The figure, or None when the run has no plain, p4 or C8 model."""
+    shown = reach_runs(runs, groups)
+    if not shown:
+        return None
+    return draw_angle_figure({r.label: r.rotation for r in shown}, "set_iou_consistency_mean",
+                             ylabel="consistency IoU", title="Consistency against angle by group",
+                             std_column="set_iou_consistency_mean_sd", clip=(0.0, 1.0),
+                             colors=colors, band_label="± sd over seeds", marks=REACH_MARKS)
+
+
+def reach_figure(runs: list[RunResults], groups: Mapping[str, str], path: str | Path,
+                 colors: Mapping[str, tuple] | None = None) -> Path | None:
+    """`draw_reach_figure` written to `path` as a PNG; None when there is nothing to draw."""
+    figure = draw_reach_figure(runs, groups, colors)
+    return None if figure is None else save_figure(figure, path)
+
+
+def eighth_turn_consistency(curve: pd.DataFrame) -> float | None:
+    """Mean consistency IoU of a rotation curve over the eighth turns it swept (None: none)."""
+    angles = curve["angle"]
+    eighth = in_group(angles, group_turn("c8")) & ~in_group(angles, group_turn("p4"))
+    values = curve.loc[eighth, "set_iou_consistency_mean"].dropna()
+    return None if values.empty else float(values.mean())
+
+
+def eighth_turn_finding(runs: list[RunResults], groups: Mapping[str, str]) -> str | None:
+    """The Findings' line: each drawn run's consistency at the eighth turns, best first."""
+    shown = reach_runs(runs, groups)
+    if not shown:
+        return None
+    turns = ", ".join(f"{a:g}°" for a in EIGHTH_TURNS)
+    head = (f"**At the eighth turns** ({turns}, which C8 covers and p4 does not; mean consistency "
+            "IoU, judged by consistency alone since turning the input there resamples it)")
+    values = {r.label: eighth_turn_consistency(r.rotation) for r in shown}
+    measured = sorted((r for r in shown if values[r.label] is not None),
+                      key=lambda r: values[r.label], reverse=True)
+    if not measured:
+        return (f"{head}: the sweep's angles miss them, so they cannot be compared (use a "
+                "`sweep.angle_step` that divides 45).")
+    return head + ": " + ", ".join(f"`{r.label}` {values[r.label]:.3f} "
+                                   f"({REACH_GROUPS[groups[r.label]]})" for r in measured) + "."

@@ -1,0 +1,72 @@
+"""The report shows how far each group reaches: consistency against angle for the plain net, p4
+and C8 on one figure with the quarter and eighth turns marked, and a line in the Findings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from equiseg.config import parse_params
+from equiseg.report.reach import REACH_FIGURE, draw_reach_figure, eighth_turn_finding
+from equiseg.report.run_report import build_run_report
+from equiseg.report.run_results import RunResults
+from tests.report_fixtures import fake_params, write_fake_outputs
+
+MODELS = ("unet", "gunet", "gunet_p4m", "gunet_c8")
+GROUPS = {"unet-minimal": "trivial", "gunet-minimal": "p4", "gunet_p4m-minimal": "p4m",
+          "gunet_c8-minimal": "c8"}
+
+
+def run(model: str, step: float = 15.0) -> RunResults:
+    """A run whose consistency at angle a is 1 - a/1000 (so every angle reads back)."""
+    angles = np.arange(0, 360, step)
+    curve = pd.DataFrame({"angle": angles, "set_iou_consistency_mean": 1 - angles / 1000,
+                          "set_iou_consistency_mean_sd": 0.01})
+    return RunResults(model, "minimal", pd.DataFrame(), rotation=curve)
+
+
+def vertical_lines(figure) -> set[tuple[float, str]]:
+    ax = figure.axes[0]
+    return {(float(line.get_xdata()[0]), line.get_linestyle()) for line in ax.lines
+            if len(line.get_xdata()) == 2 and line.get_xdata()[0] == line.get_xdata()[1]}
+
+
+def test_the_figure_draws_plain_p4_and_c8_and_marks_quarter_and_eighth_turns():
+    figure = draw_reach_figure([run(m) for m in MODELS], GROUPS)
+    ax = figure.axes[0]
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert {"unet-minimal", "gunet-minimal", "gunet_c8-minimal"} <= set(legend)
+    assert "gunet_p4m-minimal" not in legend  # p4m is not one of the three groups compared
+    assert {"quarter turns (p4 and C8)", "eighth turns (C8 only)"} <= set(legend)
+    marks = vertical_lines(figure)
+    assert {(90.0, "--"), (180.0, "--"), (270.0, "--")} <= marks
+    assert {(45.0, ":"), (135.0, ":"), (225.0, ":"), (315.0, ":")} <= marks
+    assert not {(45.0, "--"), (90.0, ":")} & marks  # two styles, never mixed up
+
+
+def test_without_a_plain_p4_or_c8_model_there_is_no_figure():
+    assert draw_reach_figure([run("gunet_p4m")], GROUPS) is None
+
+
+def test_the_finding_ranks_the_runs_at_the_eighth_turns_and_says_when_the_sweep_misses_them():
+    runs = [run("unet"), run("gunet_c8")]
+    line = eighth_turn_finding(runs, GROUPS)
+    assert "**At the eighth turns** (45°, 135°, 225°, 315°" in line
+    # 1 - mean(45, 135, 225, 315) / 1000 = 0.820 for both: ties keep the order given
+    assert "`unet-minimal` 0.820 (plain), `gunet_c8-minimal` 0.820 (C8)." in line
+    missed = eighth_turn_finding([run("unet", step=30.0)], GROUPS)
+    assert "cannot be compared" in missed and "`unet-minimal`" not in missed
+
+
+def test_the_pipeline_report_shows_the_figure_and_the_line(tmp_path):
+    models = ("unet", "gunet", "gunet_c8")
+    write_fake_outputs(tmp_path, models=models, augments=("minimal",), angle_step=15.0,
+                       images=False)
+    params = parse_params(fake_params(models, ("minimal",), sweep={"angle_step": 15.0}))
+    build_run_report(params, tmp_path, tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert (tmp_path / "out" / "figures" / REACH_FIGURE).stat().st_size > 5000
+    assert f"(figures/{REACH_FIGURE})" in md
+    findings = md.split("## Findings")[1].split("\n## ")[0]
+    assert ("`gunet_c8-minimal` 0.990 (C8), `gunet-minimal` 0.960 (p4), `unet-minimal` 0.900 "
+            "(plain).") in findings
