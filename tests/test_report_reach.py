@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from equiseg.config import parse_params
 from equiseg.report.reach import REACH_FIGURE, draw_reach_figure, eighth_turn_finding
 from equiseg.report.run_report import build_run_report
 from equiseg.report.run_results import RunResults
 from tests.report_fixtures import fake_params, write_fake_outputs
+from tests.test_report import setting
 
 MODELS = ("unet", "gunet", "gunet_p4m", "gunet_c8")
 GROUPS = {"unet-minimal": "trivial", "gunet-minimal": "p4", "gunet_p4m-minimal": "p4m",
@@ -62,8 +62,8 @@ def test_the_pipeline_report_shows_the_figure_and_the_line(tmp_path):
     models = ("unet", "gunet", "gunet_c8")
     write_fake_outputs(tmp_path, models=models, augments=("minimal",), angle_step=15.0,
                        images=False)
-    params = parse_params(fake_params(models, ("minimal",), sweep={"angle_step": 15.0}))
-    build_run_report(params, tmp_path, tmp_path / "out")
+    ran = setting(fake_params(models, ("minimal",), sweep={"angle_step": 15.0}))
+    build_run_report(ran, tmp_path, tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
     assert (tmp_path / "out" / "figures" / REACH_FIGURE).stat().st_size > 5000
     assert f"(figures/{REACH_FIGURE})" in md
