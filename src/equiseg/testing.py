@@ -43,6 +43,22 @@ ATOL = 1e-6
 TOLERANCE = "max |model(g x) - g model(x)| <= atol + rtol * max |g model(x)|"
 
 
+def _refuse_unchanged_output(direct: Tensor, group: Group, act_out: Action, rtol: float,
+                             atol: float) -> None:
+    """Fail closed on an output that every element leaves unchanged (a constant): it would pass
+    whatever the model does."""
+    __tracebackhide__ = True
+    if any(_exceeds(act_out(direct, i), direct, rtol, atol) for i in range(1, group.order)):
+        return
+    raise AssertionError(
+        f"cannot judge {group.name}-equivariance: the model's output is unchanged by every "
+        f"element of {group.name} (within atol={atol:g}, rtol={rtol:g}), e.g. a constant "
+        f"(here min {float(direct.min()):.4g}, max {float(direct.max()):.4g}); such an "
+        "output passes an equivariance check whatever the model does. Check the model's "
+        "weights and the input (use random images), or pass allow_constant=True if the "
+        "output is meant to be symmetric")
+
+
 def assert_equivariant(model: Model, x: Tensor, group: str | Group = "p4", *,
                        rtol: float = RTOL, atol: float = ATOL, allow_constant: bool = False,
                        output_action: Action | None = None,
@@ -92,16 +108,8 @@ def assert_equivariant(model: Model, x: Tensor, group: str | Group = "p4", *,
         _check_finite(direct)
         if output_action is None:
             _check_image_output(direct, x, group)
-        changed = any(_exceeds(act_out(direct, i), direct, rtol, atol)
-                      for i in range(1, group.order))
-        if not allow_constant and not changed:
-            raise AssertionError(
-                f"cannot judge {group.name}-equivariance: the model's output is unchanged by every "
-                f"element of {group.name} (within atol={atol:g}, rtol={rtol:g}), e.g. a constant "
-                f"(here min {float(direct.min()):.4g}, max {float(direct.max()):.4g}); such an "
-                "output passes an equivariance check whatever the model does. Check the model's "
-                "weights and the input (use random images), or pass allow_constant=True if the "
-                "output is meant to be symmetric")
+        if not allow_constant:
+            _refuse_unchanged_output(direct, group, act_out, rtol, atol)
         checked = _reuse_direct(model, x, direct, check_shapes=output_action is None)
         errors = equivariance_errors(checked, x, group, output_action, input_action)
         tolerances = {group.element_name(i): atol + rtol * float(act_out(direct, i).abs().max())

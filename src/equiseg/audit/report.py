@@ -208,6 +208,32 @@ def _add_level_figures(doc: Document, figures: Path, label: str, perturb: pd.Dat
                          "trip kept the image's own content; mean ± std over images.")
 
 
+def _add_rotation_figures(doc: Document, figures: Path, label: str, frame: pd.DataFrame,
+                          rotation: pd.DataFrame, symmetrized: pd.DataFrame | None) -> None:
+    """Consistency, dB and (with masks) accuracy against the angle, the symmetrized model's
+    curve beside the model's."""
+    curves = {label: rotation}
+    if symmetrized is not None and (symmetrized["perturbation"] == "rotate").any():
+        curves[f"{label} symmetrized"] = rotation_table(symmetrized)
+    doc.heading("Rotations")
+    doc.figure(angle_figure(curves, "set_iou_consistency_mean",
+                            figures / "rotation_consistency.png", "consistency IoU",
+                            "Consistency under rotation", std_column="set_iou_consistency_std",
+                            min_column="set_iou_consistency_min", clip=(0.0, 1.0)),
+               "Consistency IoU against rotation angle: mean over images, ± std, and the "
+               "worst image (dashed).")
+    doc.figure(angle_figure(curves, "set_psnr_db_pooled", figures / "rotation_psnr.png",
+                            "PSNR (dB, pooled)", "Equivariance error in decibels"),
+               "PSNR between de-rotated and direct probability maps, squared differences "
+               "pooled over images (higher is better; 100 dB = identical).")
+    if frame["iou_gt"].notna().any():
+        doc.figure(angle_figure(curves, "set_iou_gt_mean", figures / "rotation_iou_gt.png",
+                                "IoU vs masks", "Accuracy under rotation",
+                                std_column="set_iou_gt_std", min_column="set_iou_gt_min",
+                                clip=(0.0, 1.0)),
+                   "IoU against the given masks at each angle.")
+
+
 def write_report(folder: Path, frame: pd.DataFrame, summary: dict, worst_rows: list | None, symmetrized: pd.DataFrame | None,
                  rotation: pd.DataFrame | None, perturb: pd.DataFrame) -> None:
     """Figures and the Markdown/HTML report of an audit, inside `folder`; `frame` and
@@ -239,26 +265,7 @@ def write_report(folder: Path, frame: pd.DataFrame, summary: dict, worst_rows: l
                       "transform: exactly equivariant by construction, at |G| times the cost.")
         doc.table(_comparison_table(summary))
     if rotation is not None:
-        curves = {label: rotation}
-        if symmetrized is not None and (symmetrized["perturbation"] == "rotate").any():
-            curves[f"{label} symmetrized"] = rotation_table(symmetrized)
-        doc.heading("Rotations")
-        doc.figure(angle_figure(curves, "set_iou_consistency_mean",
-                                figures / "rotation_consistency.png", "consistency IoU",
-                                "Consistency under rotation", std_column="set_iou_consistency_std",
-                                min_column="set_iou_consistency_min", clip=(0.0, 1.0)),
-                   "Consistency IoU against rotation angle: mean over images, ± std, and the "
-                   "worst image (dashed).")
-        doc.figure(angle_figure(curves, "set_psnr_db_pooled", figures / "rotation_psnr.png",
-                                "PSNR (dB, pooled)", "Equivariance error in decibels"),
-                   "PSNR between de-rotated and direct probability maps, squared differences "
-                   "pooled over images (higher is better; 100 dB = identical).")
-        if frame["iou_gt"].notna().any():
-            doc.figure(angle_figure(curves, "set_iou_gt_mean", figures / "rotation_iou_gt.png",
-                                    "IoU vs masks", "Accuracy under rotation",
-                                    std_column="set_iou_gt_std", min_column="set_iou_gt_min",
-                                    clip=(0.0, 1.0)),
-                       "IoU against the given masks at each angle.")
+        _add_rotation_figures(doc, figures, label, frame, rotation, symmetrized)
     _add_level_figures(doc, figures, label, perturb, bool(summary["settings"]["masks"]))
     if worst_rows:
         doc.heading("Least consistent images")

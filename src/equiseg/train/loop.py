@@ -125,16 +125,9 @@ def _train(model: nn.Module, train_set: Any, val_sets: Sequence[Any], *, device:
                                        steps_per_epoch=len(train_loader))
 
     result = TrainResult(model=model, history=[])
-    # loaded on CPU: RNG states must stay there; load_state_dict moves the rest to the device
     state = load_checkpoint(checkpoint, fingerprint) if checkpoint else None
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        restore_rng_state(state["rng"], train_loader.generator)
-        result.history, result.epoch_seconds = list(state["history"]), list(state["epoch_seconds"])
-        result.resumed_after_epoch = state["epoch"]
+        _resume(state, result, optimizer, scheduler, train_loader.generator)
         if context.is_main and progress:
             print(f"resuming {description} from {checkpoint} after epoch {state['epoch']} "
                   f"of {epochs}", file=sys.stderr)
@@ -175,6 +168,22 @@ def _train(model: nn.Module, train_set: Any, val_sets: Sequence[Any], *, device:
     finally:
         bar.close()  # before any error message, so that it starts on its own line
     return result
+
+
+def _resume(state: dict, result: TrainResult, optimizer: torch.optim.Optimizer,
+            scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+            generator: torch.Generator) -> None:
+    """Put a checkpoint's weights, optimiser, schedule, random states and history back.
+
+    The state is loaded on CPU: the RNG states must stay there; load_state_dict moves the rest to
+    the model's device."""
+    result.model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    restore_rng_state(state["rng"], generator)
+    result.history, result.epoch_seconds = list(state["history"]), list(state["epoch_seconds"])
+    result.resumed_after_epoch = state["epoch"]
 
 
 def learning_rate_schedule(optimizer: torch.optim.Optimizer, schedule: str, *, lr: float,
@@ -243,7 +252,7 @@ def _stop_if_not_finite(step_losses: list[torch.Tensor], epoch: int, context: Di
 def _advice(checkpoint: Path | None) -> str:
     kept = (f"the last good checkpoint is kept at {checkpoint}"
             if checkpoint is not None and checkpoint.exists() else "no checkpoint was written")
-    return f"{kept}; lower train.lr or check the data"
+    return f"{kept}; lower the learning rate or check the data"
 
 
 def run_settings(model: str, augment: str, seed: int, world_size: int, device: torch.device, *,
