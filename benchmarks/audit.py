@@ -49,13 +49,13 @@ def forward_gflop(model: str, images: Path) -> float:
 
     from equiseg.analysis.inputs import canvas_side, pair_files
     from equiseg.audit.options import AuditOptions
-    from equiseg.image_files import image_size
+    from equiseg.image_files import header_size
     from equiseg.nn.models import build_model
 
     net, total = build_model(model).eval(), 0.0
     passes = 1 + sum(not p.is_identity for p in AuditOptions().perturbations())
     for entry in pair_files(images):
-        width, height = image_size(entry.image)
+        width, height = header_size(entry.image)
         side = canvas_side(height, width, 0, 16)
         with torch.inference_mode(), FlopCounterMode(display=False) as counter:
             net(torch.zeros(1, 3, side, side))

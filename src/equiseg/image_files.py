@@ -36,7 +36,7 @@ def read_rgb(path: str | Path, name: str | None = None) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def image_size(path: str | Path) -> tuple[int, int] | None:
+def header_size(path: str | Path) -> tuple[int, int] | None:
     """(width, height) from the file's header, or None if it is not an image file."""
     try:
         with Image.open(path) as image:

@@ -30,7 +30,7 @@ from equiseg.analysis.sweep import SweepImage
 from equiseg.data.preprocessing import resize_image, resize_labels, resized_shape
 from equiseg.errors import EquisegError, InvalidValue
 from equiseg.geometry import footprint, pad_to_square
-from equiseg.image_files import DataError, image_size, read_labels, read_rgb
+from equiseg.image_files import DataError, header_size, read_labels, read_rgb
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 LEEDS_MASK_SUFFIX = "_seg0"
@@ -60,7 +60,7 @@ def validation_images(rows: pd.DataFrame, image_size: int, pad_size: int,
     items = []
     for index, name in enumerate(dataset.ids):
         image, mask = dataset[index]
-        width, height = image_size(dataset.images[index])
+        width, height = header_size(dataset.images[index])
         inside = footprint(*resized_shape(height, width, image_size), pad_size)
         items.append(SweepImage(str(name), denormalise(image).clamp(0.0, 1.0), inside,
                                 mask > 0.5))
@@ -121,13 +121,13 @@ def pair_files(images: str | Path, masks: str | Path | None = None) -> list[Imag
         mask_by_stem[stem] = path
     entries = []
     for path in image_paths:
-        size = image_size(path)
+        size = header_size(path)
         if size is None:
             print(f"warning: {path}: not a readable image; skipped", file=sys.stderr)
             continue
         mask = mask_by_stem.get(path.stem)
-        if mask is not None and image_size(mask) != size:
-            found = image_size(mask)
+        if mask is not None and header_size(mask) != size:
+            found = header_size(mask)
             found_text = "unreadable" if found is None else f"{found[0]}x{found[1]}"
             raise EquisegError(f"{mask}: mask is {found_text} but its image is {size[0]}x{size[1]}; "
                                "masks must match their image's size")
