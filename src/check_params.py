@@ -8,7 +8,8 @@ only the stages whose own parameters changed.
 `--unchanged` runs before and after every other stage's command: it refuses when params.yaml is no
 longer what this stage validated (as dvc.lock records it), e.g. because a second `dvc exp run`
 in the same workspace rewrote it mid-run. It compares values, not text, and imports nothing of
-the schema but its error format, so it costs a fraction of a second (the schema loads torch).
+the schema but its error format, so it costs a fraction of a second. The full check imports
+neither torch nor albumentations: the schema's types are plain Python.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.unchanged:
         check_unchanged(args.params, Path(args.lock))
         return
-    from equiseg.config import load_params  # the schema: torch and albumentations come with it
+    from equiseg.config import load_params  # the schema: OpenCV and pandas come with it
 
     params = load_params(args.params)
     check_reachable(params)
