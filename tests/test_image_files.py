@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from equiseg.analysis.inputs import ImageFile, load_image
-from equiseg.image_files import DataError, read_labels, read_leeds_mask, read_rgb
+from equiseg.image_files import DataError, header_size, read_labels, read_leeds_mask, read_rgb
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "equiseg"
 DECODERS = re.compile(r"cv2\.imread\(|cv2\.imdecode\(|Image\.open\(")
@@ -30,6 +30,17 @@ def test_grey_alpha_and_16_bit_files_all_read_as_rgb_uint8(tmp_path):
         rgb = read_rgb(tmp_path / name)
         assert rgb.dtype == np.uint8 and rgb.shape == (3, 4, 3), name
         np.testing.assert_array_equal(rgb[..., 1], grey, err_msg=name)
+
+
+def test_an_exif_rotated_jpeg_reads_as_stored_like_its_header_and_its_mask(tmp_path):
+    """EXIF orientation 6 (turn 90 degrees to display): OpenCV would apply it, Pillow does not;
+    applied, a 16 x 24 image would no longer fit its 16 x 24 mask."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (24, 16), (200, 30, 30)).save(tmp_path / "turned.jpg", exif=exif)
+    assert Image.open(tmp_path / "turned.jpg").getexif()[0x0112] == 6
+    assert read_rgb(tmp_path / "turned.jpg").shape[:2] == (16, 24)
+    assert header_size(tmp_path / "turned.jpg") == (24, 16)
 
 
 def test_an_unreadable_image_is_an_error_naming_it_and_the_audit_skips_it(tmp_path):
