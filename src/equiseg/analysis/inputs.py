@@ -60,7 +60,11 @@ def validation_images(rows: pd.DataFrame, image_size: int, pad_size: int,
     items = []
     for index, name in enumerate(dataset.ids):
         image, mask = dataset[index]
-        width, height = header_size(dataset.images[index])
+        size = header_size(dataset.images[index])
+        if size is None:  # OpenCV decoded it but Pillow cannot read its header
+            raise DataError(f"{dataset.images[index]}: image header cannot be read; replace the "
+                            "file with a PNG or JPEG copy")
+        width, height = size
         inside = footprint(*resized_shape(height, width, image_size), pad_size)
         items.append(SweepImage(str(name), denormalise(image).clamp(0.0, 1.0), inside,
                                 mask > 0.5))
