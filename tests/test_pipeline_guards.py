@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from equiseg.io import atomic_dir, write_text
@@ -88,6 +89,28 @@ def test_a_number_written_as_text_is_the_same_value_to_the_guard(tmp_path):
     assert "lr: 1e-3" in text  # PyYAML reads this as a string, DVC's YAML 1.2 as a float
     (tmp_path / "params.yaml").write_text(text)
     assert run_stage(tmp_path, "check_params.py", "--unchanged").returncode == 0
+
+
+@pytest.mark.parametrize("section", [{"profile": "nan"}, {"train": {"lr": float("nan")}}],
+                         ids=["the text nan", "a float NaN"])
+def test_a_nan_is_the_same_value_to_the_guard_as_to_dvc(tmp_path, section):
+    """`nan` is a string to DVC's YAML 1.2, `.nan` a float NaN; neither may refuse every run
+    (a NaN never equals itself, and the text `nan` is no number)."""
+    write_params(tmp_path, **section)
+    write_lock(tmp_path, yaml.safe_load((tmp_path / "params.yaml").read_text()))
+    result = run_stage(tmp_path, "check_params.py", "--unchanged")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("text", ["- a list\n", "", "just text\n"])
+def test_a_params_yaml_that_is_not_a_mapping_is_one_line_naming_it(tmp_path, text):
+    write_params(tmp_path)
+    write_lock(tmp_path, yaml.safe_load((tmp_path / "params.yaml").read_text()))
+    (tmp_path / "params.yaml").write_text(text)
+    result = run_stage(tmp_path, "check_params.py", "--unchanged")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: params.yaml: holds ")
+    assert "not a mapping" in result.stderr
 
 
 def test_the_guard_refuses_a_params_yaml_rewritten_mid_run(tmp_path):
