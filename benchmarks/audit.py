@@ -52,11 +52,11 @@ def forward_gflop(model: str, images: Path) -> float:
     from equiseg.image_files import header_size
     from equiseg.nn.models import build_model
 
-    net, total = build_model(model).eval(), 0.0
-    passes = 1 + sum(not p.is_identity for p in AuditOptions().perturbations())
+    net, total, options = build_model(model).eval(), 0.0, AuditOptions()
+    passes = 1 + sum(not p.is_identity for p in options.perturbations())
     for entry in pair_files(images):
         width, height = header_size(entry.image)
-        side = canvas_side(height, width, 0, 16)
+        side = canvas_side(height, width, 0, options.multiple)
         with torch.inference_mode(), FlopCounterMode(display=False) as counter:
             net(torch.zeros(1, 3, side, side))
         total += counter.get_total_flops() * passes
@@ -71,6 +71,8 @@ def main() -> None:
                         choices=["default", "tuned"])
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
+    from equiseg.analysis.inputs import pair_files  # the audit's own choice of images
+
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         images = args.images
@@ -78,7 +80,8 @@ def main() -> None:
             from benchmarks.allocator import write_images
             images = scratch / "images"
             write_images(images, 6, 256)
-        count = len(list(images.iterdir()))
+        entries = pair_files(images)  # readable images only, not masks or other files
+        count = len(entries)
         print(f"{'model':<13} {'allocator':<9} {'images/s':>9} {'user s':>7} {'system s':>8} "
               f"{'GFLOP/s':>8}   ({count} images, {images})")
         for model in args.models:
@@ -92,7 +95,7 @@ def main() -> None:
                       f"{gflop / median['wall s']:>8.1f}", flush=True)
         one = scratch / "one"
         one.mkdir()
-        first = min(images.iterdir())
+        first = entries[0].image
         (one / first.name).write_bytes(first.read_bytes())
         fixed = [timed(audit_command("unet", one, scratch / f"fixed{i}", "--size", "32",
                                      "--angle-step", "90"), "tuned")["wall s"]

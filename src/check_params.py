@@ -7,12 +7,14 @@ only the stages whose own parameters changed.
 
 `--unchanged` runs before and after every other stage's command: it refuses when params.yaml is no
 longer what this stage validated (as dvc.lock records it), e.g. because a second `dvc exp run`
-in the same workspace rewrote it mid-run. It compares values, not text, and imports nothing of
-the schema but its error format, so it costs a fraction of a second (the schema loads torch).
+in the same workspace rewrote it mid-run. It compares values as DVC reads them, not text, and
+imports nothing of the schema but its error format, so it costs a fraction of a second. The full
+check imports neither torch nor albumentations: the schema's types are plain Python.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,11 @@ import yaml
 from equiseg.config.checks import ConfigError, param_error, stage_parser
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_text
+
+try:  # DVC's own loader (it comes with dvc)
+    from ruamel.yaml import YAML, YAMLError
+except ImportError:  # no DVC, so no dvc.lock to compare with
+    YAML, YAMLError = None, yaml.YAMLError
 
 if TYPE_CHECKING:
     from equiseg.config import Params
@@ -36,37 +43,46 @@ def check_reachable(params: Params) -> None:
                           "a local zip or extracted folder, or null to download data.urls")
 
 
-def comparable(value: Any) -> Any:
-    """A YAML value as the guard compares it: numbers written as text (`1e-3`, which PyYAML reads
-    as a string and DVC's YAML 1.2 as a float) become floats, containers compare by content."""
-    if isinstance(value, dict):
-        return {key: comparable(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [comparable(item) for item in value]
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
+def read_yaml(path: Path) -> Any:
+    """A YAML file as DVC reads it (ruamel.yaml, YAML 1.2: `1e-3` is a float, `nan` a string), so
+    params.yaml and the values dvc.lock recorded from it compare alike; PyYAML without DVC."""
+    if YAML is None:
+        return yaml.safe_load(path.read_text())
+    return YAML(typ="safe", pure=True).load(path.read_text())
+
+
+def same(before: Any, now: Any) -> bool:
+    """Equal YAML values, a NaN equal to itself (`.nan` in params.yaml is no change)."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        return before.keys() == now.keys() and all(same(before[k], now[k]) for k in before)
+    if isinstance(before, list) and isinstance(now, list):
+        return len(before) == len(now) and all(map(same, before, now))
+    if isinstance(before, float) and isinstance(now, float) and math.isnan(before):
+        return math.isnan(now)
+    return before == now
 
 
 def check_unchanged(params_file: str, lock_file: Path) -> None:
     """Refuse if params.yaml differs from what the `params` stage validated in this run."""
     try:
-        lock = yaml.safe_load(lock_file.read_text()) or {}
+        lock = read_yaml(lock_file) or {}
     except FileNotFoundError:
         return  # no DVC run in progress here (a stage run by hand)
     validated = lock.get("stages", {}).get("params", {}).get("params", {}).get(params_file)
     if validated is None:
         return
     try:
-        current = yaml.safe_load(Path(params_file).read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"{params_file}: cannot be read ({str(err).splitlines()[0]}); "
+        current = read_yaml(Path(params_file))
+    except (OSError, YAMLError) as err:
+        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"{params_file}: cannot be read ({reason}); "
                           "restore it and run `dvc exp run` again") from None
-    before, now = comparable(validated), comparable(current)
-    changed = sorted(key for key in set(before) | set(now) if before.get(key) != now.get(key))
+    if not isinstance(current, dict):
+        held = "nothing" if current is None else f"a {type(current).__name__}"
+        raise ConfigError(f"{params_file}: holds {held}, not a mapping of sections; restore it "
+                          "and run `dvc exp run` again")
+    changed = sorted(key for key in set(validated) | set(current)
+                     if not same(validated.get(key), current.get(key)))
     if changed:
         raise ConfigError(
             f"{params_file} changed after the `params` stage validated it ({', '.join(changed)}; "
@@ -87,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.unchanged:
         check_unchanged(args.params, Path(args.lock))
         return
-    from equiseg.config import load_params  # the schema: torch and albumentations come with it
+    from equiseg.config import load_params  # the schema: OpenCV and pandas come with it
 
     params = load_params(args.params)
     check_reachable(params)

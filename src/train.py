@@ -11,9 +11,10 @@ import dataclasses
 import pandas as pd
 
 from equiseg.config import check_choice, load_params, params_keys, stage_parser
+from equiseg.data.augment_settings import AUGMENT_NAMES
 from equiseg.data.datasets import SegmentationDataset, load_split
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
-from equiseg.data.transforms import AUGMENT_NAMES, build_transform
+from equiseg.data.transforms import build_transform
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_csv, write_json
 from equiseg.nn.models import build_model, save_trained

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from equiseg.analysis.exactness import exact_at_group_angles
 from equiseg.analysis.summary import GROUP_KEYS, equivariance_summary, summarize
 from equiseg.nn.groups import group_turn
 from equiseg.nn.models import build_model
@@ -72,6 +73,16 @@ def test_a_failed_quarter_turn_is_not_exact_for_any_group_that_holds_it():
         broken = rotate(summarize(frame(broken_at=180.0), 1e-4, 1e-4, group_turn=turn))
         assert broken["exact_at_group_angles"] is False
         assert broken["exact_at_90_multiples"] is False
+
+
+def test_a_quarter_turn_stored_off_by_a_rounding_is_checked_not_just_counted_as_swept():
+    """89.9999995 is 90 within ANGLE_TOL: counted as swept, so it must be checked too."""
+    nearly = frame(broken_at=90.0)
+    nearly.loc[nearly["level"] == 90.0, "level"] = 89.9999995
+    summary = rotate(summarize(nearly, 1e-4, 1e-4, group_turn=90.0))
+    assert summary["exact_at_group_angles"] is False
+    assert summary["exact_at_90_multiples"] is False
+    assert exact_at_group_angles(nearly, 90.0, 1e-4, 1e-4) is False
 
 
 def test_a_sweep_that_misses_some_of_the_groups_angles_cannot_judge_them():

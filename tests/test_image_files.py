@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from equiseg.analysis import inputs
 from equiseg.analysis.inputs import ImageFile, load_image
-from equiseg.image_files import DataError, read_labels, read_leeds_mask, read_rgb
+from equiseg.data.datasets import load_split
+from equiseg.image_files import DataError, header_size, read_labels, read_leeds_mask, read_rgb
+from tests.tiny_project import write_pairs
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "equiseg"
 DECODERS = re.compile(r"cv2\.imread\(|cv2\.imdecode\(|Image\.open\(")
@@ -30,6 +33,25 @@ def test_grey_alpha_and_16_bit_files_all_read_as_rgb_uint8(tmp_path):
         rgb = read_rgb(tmp_path / name)
         assert rgb.dtype == np.uint8 and rgb.shape == (3, 4, 3), name
         np.testing.assert_array_equal(rgb[..., 1], grey, err_msg=name)
+
+
+def test_an_exif_rotated_jpeg_reads_as_stored_like_its_header_and_its_mask(tmp_path):
+    """EXIF orientation 6 (turn 90 degrees to display): OpenCV would apply it, Pillow does not;
+    applied, a 16 x 24 image would no longer fit its 16 x 24 mask."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (24, 16), (200, 30, 30)).save(tmp_path / "turned.jpg", exif=exif)
+    assert Image.open(tmp_path / "turned.jpg").getexif()[0x0112] == 6
+    assert read_rgb(tmp_path / "turned.jpg").shape[:2] == (16, 24)
+    assert header_size(tmp_path / "turned.jpg") == (24, 16)
+
+
+def test_a_validation_image_without_a_readable_header_is_an_error_naming_it(tmp_path, monkeypatch):
+    write_pairs(tmp_path, n_train=1, n_val=1, size=16)
+    rows = load_split(tmp_path / "data/split.csv", "val")
+    monkeypatch.setattr(inputs, "header_size", lambda path: None)  # decodable, header unreadable
+    with pytest.raises(DataError, match=rf"{rows['image'][0]}: image header cannot be read"):
+        inputs.validation_images(rows, 16, 16, root=tmp_path)
 
 
 def test_an_unreadable_image_is_an_error_naming_it_and_the_audit_skips_it(tmp_path):

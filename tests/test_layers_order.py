@@ -16,7 +16,7 @@ from tests.test_stage_deps import SRC, imported_modules
 
 LAYERS = (
     ("equiseg.errors", "equiseg.io", "equiseg.runs", "equiseg.runtime", "equiseg.metrics",
-     "equiseg.geometry", "equiseg.image_files"),
+     "equiseg.geometry", "equiseg.image_files", "equiseg.presets"),
     ("equiseg.nn", "equiseg.data"),
     ("equiseg.train",),
     ("equiseg.analysis",),

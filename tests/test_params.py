@@ -83,9 +83,9 @@ def test_a_library_refusal_reaches_the_user_under_its_params_key():
 
 
 def test_conf_architectures_are_the_library_presets(tmp_path):
-    """The presets are written once, in equiseg/nn/presets.py; conf/config.yaml repeats them (so
+    """The presets are written once, in equiseg/presets.py; conf/config.yaml repeats them (so
     that -S reaches them) line for line, and a failure prints the lines to paste."""
-    from equiseg.nn.presets import MODEL_PRESETS
+    from equiseg.presets import MODEL_PRESETS
 
     lines = ["  " + name + ": {" + ", ".join(
         f"{key}: {list(value) if isinstance(value, tuple) else value}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from equiseg.io import atomic_dir, write_text
@@ -57,16 +58,27 @@ def test_the_guard_passes_while_params_yaml_is_what_the_params_stage_validated(t
     assert run_stage(tmp_path, "check_params.py", "--unchanged").returncode == 0
 
 
+def heavy_modules_loaded(root, *args: str) -> str:
+    """Run check_params.py with `args` in `root`; the heavy libraries it imported, as printed."""
+    probe = (f"import runpy, sys; sys.argv = ['check_params.py', *{list(args)!r}]; "
+             f"runpy.run_path({str(SRC / 'check_params.py')!r}, run_name='__main__'); "
+             "print(sorted(m for m in ('torch', 'albumentations') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], check=False, cwd=root,
+                            capture_output=True, text=True, env=stage_env())
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
 def test_the_guard_loads_no_torch_since_it_runs_twice_around_every_stage(tmp_path):
     write_params(tmp_path)
     write_lock(tmp_path, yaml.safe_load((tmp_path / "params.yaml").read_text()))
-    probe = (f"import runpy, sys; sys.argv = ['check_params.py', '--unchanged']; "
-             f"runpy.run_path({str(SRC / 'check_params.py')!r}, run_name='__main__'); "
-             "print(sorted(m for m in ('torch', 'albumentations') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", probe], check=False, cwd=tmp_path,
-                            capture_output=True, text=True, env=stage_env())
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert heavy_modules_loaded(tmp_path, "--unchanged") == "[]"
+
+
+def test_the_full_check_loads_no_torch_since_the_schema_is_plain_python(tmp_path):
+    write_params(tmp_path)
+    assert heavy_modules_loaded(tmp_path) == "[]"
+    assert (tmp_path / "data/params.ok").exists()  # it did validate the whole file
 
 
 def test_a_number_written_as_text_is_the_same_value_to_the_guard(tmp_path):
@@ -77,6 +89,28 @@ def test_a_number_written_as_text_is_the_same_value_to_the_guard(tmp_path):
     assert "lr: 1e-3" in text  # PyYAML reads this as a string, DVC's YAML 1.2 as a float
     (tmp_path / "params.yaml").write_text(text)
     assert run_stage(tmp_path, "check_params.py", "--unchanged").returncode == 0
+
+
+@pytest.mark.parametrize("section", [{"profile": "nan"}, {"train": {"lr": float("nan")}}],
+                         ids=["the text nan", "a float NaN"])
+def test_a_nan_is_the_same_value_to_the_guard_as_to_dvc(tmp_path, section):
+    """`nan` is a string to DVC's YAML 1.2, `.nan` a float NaN; neither may refuse every run
+    (a NaN never equals itself, and the text `nan` is no number)."""
+    write_params(tmp_path, **section)
+    write_lock(tmp_path, yaml.safe_load((tmp_path / "params.yaml").read_text()))
+    result = run_stage(tmp_path, "check_params.py", "--unchanged")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("text", ["- a list\n", "", "just text\n"])
+def test_a_params_yaml_that_is_not_a_mapping_is_one_line_naming_it(tmp_path, text):
+    write_params(tmp_path)
+    write_lock(tmp_path, yaml.safe_load((tmp_path / "params.yaml").read_text()))
+    (tmp_path / "params.yaml").write_text(text)
+    result = run_stage(tmp_path, "check_params.py", "--unchanged")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: params.yaml: holds ")
+    assert "not a mapping" in result.stderr
 
 
 def test_the_guard_refuses_a_params_yaml_rewritten_mid_run(tmp_path):

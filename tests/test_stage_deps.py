@@ -42,9 +42,24 @@ def package_of(path: Path) -> str:
     return ".".join(path.relative_to(SRC).parts[:-1])
 
 
+def lazy_home(name: str) -> str | None:
+    """The module that `name` (`equiseg.config.load_params`) comes from when its package imports
+    it on first use through a `_HOMES` table (name -> submodule) in its `__init__`."""
+    package, _, attr = name.rpartition(".")
+    init = module_file(package)
+    if init is None or init.name != "__init__.py":
+        return None
+    for node in ast.parse(init.read_text()).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "_HOMES":
+            home = ast.literal_eval(node.value).get(attr)
+            return f"{package}.{home}" if home else None
+    return None
+
+
 def imported_modules(path: Path) -> set[str]:
     """Every `equiseg` module `path` imports anywhere in its body, with the packages whose
-    `__init__` Python runs on the way, and names imported from a package that are modules."""
+    `__init__` Python runs on the way, names imported from a package that are modules, and
+    the modules a package imports lazily for the names taken from it (`lazy_home`)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
@@ -62,6 +77,7 @@ def imported_modules(path: Path) -> set[str]:
         for name in names:
             if name.split(".")[0] != "equiseg":
                 continue
+            name = lazy_home(name) or name
             parts = name.split(".")
             for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__
                 if module_file(".".join(parts[:i])):
@@ -93,6 +109,13 @@ def test_the_import_walk_sees_function_level_and_relative_imports():
     found = {file.relative_to(SRC).as_posix() for file in imported_files(SRC / "equiseg/nn/models.py")}
     assert {"equiseg/io.py", "equiseg/errors.py", "equiseg/__init__.py",
             "equiseg/nn/__init__.py", "equiseg/nn/layers.py"} <= found
+
+
+def test_the_import_walk_follows_names_a_package_imports_lazily():
+    # check_params imports the schema inside main, by name, from equiseg.config's `_HOMES`
+    found = {file.relative_to(SRC).as_posix() for file in imported_files(SRC / "check_params.py")}
+    assert {"equiseg/config/params.py", "equiseg/config/sections.py", "equiseg/presets.py",
+            "equiseg/data/augment_settings.py"} <= found
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from equiseg.data.augment_settings import FullAugmentConfig
 from equiseg.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    FullAugmentConfig,
     build_transform,
     denormalise,
 )

@@ -1,10 +1,14 @@
 """Images and masks from disk: the one reader for the pipeline and the audit alike.
 
 Images are decoded with OpenCV into RGB uint8 (H, W, 3) (grey, alpha and 16-bit files become
-8-bit RGB). Masks are read with Pillow, the only reader that gives a palette PNG's *indices*
-rather than its colours. The Leeds rule lives here alone: palette indices 0..3, of which 1 and 3
-are foreground; its palette paints index 2 red, so a reader that expands the palette (OpenCV
-does) and calls "non-zero" foreground gets the masks wrong.
+8-bit RGB), as stored: a JPEG's EXIF orientation is ignored, as Pillow (header sizes, masks)
+ignores it, so an image and its mask keep one size. Masks are read with Pillow, the only reader
+that gives a palette PNG's *indices* rather than its colours. The Leeds rule lives here alone:
+palette indices 0..3, of which 1 and 3 are foreground; its palette paints index 2 red, so a
+reader that expands the palette (OpenCV does) and calls "non-zero" foreground gets the masks
+wrong. A Leeds archive's masks may be palette or grey (`read_leeds_mask`), but a user's mask is
+read the Leeds way only when it is a palette PNG (`is_leeds_mask`): a grey 0/1 or 0/255 mask
+keeps every non-zero label as foreground.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ class DataError(EquisegError):
 
 def read_rgb(path: str | Path, name: str | None = None) -> np.ndarray:
     """An RGB uint8 (H, W, 3) image; `name` is what the error calls the file (default: path)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise DataError(f"{name or path}: image cannot be read or decoded; replace the file "
                         "with an undamaged copy")

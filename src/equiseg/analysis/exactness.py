@@ -24,15 +24,16 @@ FLIPS = REGISTRY["flip"].member_names
 ANGLE_TOL = 1e-6  # degrees: sweep levels are multiples of a step, stored as floats
 
 
-def at_quarter_turns(levels: pd.Series) -> pd.Series:
-    """Rotations by a non-zero multiple of 90 degrees: the ones the pixel grid makes exact."""
-    return (levels % 90 == 0) & (levels % 360 != 0)
-
-
 def in_group(levels: pd.Series, group_turn: float) -> pd.Series:
-    """Rotation angles (degrees) that are multiples of `group_turn`: the group's own angles."""
+    """Rotation angles (degrees) that are multiples of `group_turn`, within `ANGLE_TOL`: the
+    group's own angles. The one rule for "is a multiple of": 90 gives the grid, 360 the identity."""
     remainder = levels % group_turn
     return (remainder < ANGLE_TOL) | (group_turn - remainder < ANGLE_TOL)
+
+
+def at_quarter_turns(levels: pd.Series) -> pd.Series:
+    """Rotations by a non-zero multiple of 90 degrees: the ones the pixel grid makes exact."""
+    return in_group(levels, 90) & ~in_group(levels, 360)
 
 
 def group_angles(group_turn: float) -> list[float]:
@@ -75,13 +76,13 @@ def exact_at_group_angles(rows: pd.DataFrame, group_turn: float, atol: float,
     the sweep missed some of its angles.
     """
     angles = group_angles(group_turn)
-    own = rows[in_group(rows["level"], group_turn) & (rows["level"] % 360 != 0)]
-    on_grid = own[at_quarter_turns(own["level"])]
+    own = rows[in_group(rows["level"], group_turn) & ~in_group(rows["level"], 360)]
+    on_grid = own[at_quarter_turns(own["level"])]  # the same rule as `own` and `missed`
     if len(on_grid) and not within_tolerance(on_grid, atol, rtol).all():
         return False
     swept = pd.Series(sorted(set(own["level"])), dtype=float)
     missed = [a for a in angles if not ((swept - a).abs() < ANGLE_TOL).any()]
-    if not angles or missed or any(round(a, 6) % 90 for a in angles):
+    if not angles or missed or not at_quarter_turns(pd.Series(angles, dtype=float)).all():
         return None
     return True
 

@@ -121,10 +121,6 @@ def _flip(x: Tensor, members: list[str], levels: list[float], *_: object) -> Ten
     return out
 
 
-def _footprints(footprint: Tensor, members: list[str], levels: list[float]) -> Tensor:
-    return footprint.reshape(1, 1, *footprint.shape[-2:]).expand(len(levels), -1, -1, -1).clone()
-
-
 def _photometric(change: Callable[[Tensor, float, Tensor, Tensor | None], Tensor]) -> Forward:
     """A forward that applies `change(image, level, inside, noise)` inside the footprint only."""
     def forward(x: Tensor, members: list[str], levels: list[float], footprint: Tensor,

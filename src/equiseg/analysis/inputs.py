@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +59,11 @@ def validation_images(rows: pd.DataFrame, image_size: int, pad_size: int,
     items = []
     for index, name in enumerate(dataset.ids):
         image, mask = dataset[index]
-        width, height = header_size(dataset.images[index])
+        size = header_size(dataset.images[index])
+        if size is None:  # OpenCV decoded it but Pillow cannot read its header
+            raise DataError(f"{dataset.images[index]}: image header cannot be read; replace the "
+                            "file with a PNG or JPEG copy")
+        width, height = size
         inside = footprint(*resized_shape(height, width, image_size), pad_size)
         items.append(SweepImage(str(name), denormalise(image).clamp(0.0, 1.0), inside,
                                 mask > 0.5))
@@ -180,17 +183,6 @@ def on_canvas(name: str, pixels: np.ndarray, labels: np.ndarray | None, classes:
     if labels is not None:
         target = pad_to_square(torch.from_numpy(np.ascontiguousarray(labels)).unsqueeze(0), side)
     return SweepImage(name, pad_to_square(image, side), footprint(height, width, side), target)
-
-
-def folder_images(entries: Sequence[ImageFile], classes: int, size: int = 0, pad_size: int = 0,
-                  multiple: int = 16) -> Iterator[SweepImage]:
-    """Load images one at a time (a folder may not fit in memory), skipping unreadable ones."""
-    for entry in entries:
-        item = load_image(entry, classes, size, pad_size, multiple)
-        if item is None:
-            print(f"warning: {entry.image}: not a readable image; skipped", file=sys.stderr)
-            continue
-        yield item
 
 
 def check_image_index(image_index: int, count: int) -> None:

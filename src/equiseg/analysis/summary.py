@@ -63,7 +63,7 @@ def _worst(part: pd.DataFrame, column: str) -> pd.Series | None:
 def _rotation_figures(rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol: float) -> dict:
     """Exactness at the quarter turns, and consistency and dB on and off the 90-degree grid."""
     quarter_stats = at_quarter_turns(stats["level"])
-    off_grid = stats["level"] % 90 != 0
+    off_grid = ~in_group(stats["level"], 90)
     exact = exactness(rows[at_quarter_turns(rows["level"])], atol, rtol)
     return {
         "exact_at_90_multiples": bool(exact["exact"]),
@@ -74,7 +74,7 @@ def _rotation_figures(rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol
         "consistency_iou_off_grid": _mean_or_none(
             stats.loc[off_grid, "set_iou_consistency_mean"]),
         "psnr_db_off_grid": _mean_or_none(stats.loc[off_grid, "set_psnr_db_mean"]),
-        "psnr_db_pooled_off_grid": _float_or_none(pooled_db(rows[rows["level"] % 90 != 0]))
+        "psnr_db_pooled_off_grid": _float_or_none(pooled_db(rows[~in_group(rows["level"], 90)]))
         if off_grid.any() else None,
     }
 
@@ -85,12 +85,12 @@ def _group_figures(rows: pd.DataFrame, stats: pd.DataFrame, atol: float, rtol: f
     exactness there where the grid can verify it, and consistency at its angles off the 90-degree
     grid (c8/d8's eighth turns; judged by consistency only) and off its angles."""
     levels, consistency = stats["level"], stats["set_iou_consistency_mean"]
-    own = in_group(levels, group_turn) & (levels % 360 != 0)
+    own = in_group(levels, group_turn) & ~in_group(levels, 360)
     return {
         "group_turn": float(group_turn),
         "exact_at_group_angles": exact_at_group_angles(rows, group_turn, atol, rtol),
         "consistency_iou_at_group_angles_off_grid": _mean_or_none(
-            consistency[own & (levels % 90 != 0)]),
+            consistency[own & ~in_group(levels, 90)]),
         "consistency_iou_off_group_angles": _mean_or_none(
             consistency[~in_group(levels, group_turn)]),
     }

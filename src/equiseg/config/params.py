@@ -21,8 +21,8 @@ from equiseg.config.sections import (
     validate_full_augment,
     validate_sweep,
 )
-from equiseg.data.transforms import AUGMENT_NAMES, FullAugmentConfig
-from equiseg.nn.presets import MODEL_NAMES, MODEL_PRESETS
+from equiseg.data.augment_settings import AUGMENT_NAMES, FullAugmentConfig
+from equiseg.presets import MODEL_NAMES, MODEL_PRESETS
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The sections of params.yaml that only the pipeline has (data, architectures, train,
 evaluate), and the checks of the sections whose types the library owns (`full_augment`:
-`equiseg.data.transforms.FullAugmentConfig`; `sweep`: `equiseg.analysis.sweep_settings`)."""
+`equiseg.data.augment_settings.FullAugmentConfig`; `sweep`: `equiseg.analysis.sweep_settings`)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from equiseg.config.checks import (
     check_seed,
     fail,
 )
+from equiseg.data.augment_settings import BORDERS, FullAugmentConfig
 from equiseg.data.synthetic import ORIENTATIONS
-from equiseg.data.transforms import BORDERS, FullAugmentConfig
-from equiseg.nn.presets import GROUP_NAMES, GROUP_POOLS, PERMUTATION_GROUPS, SKELETONS
+from equiseg.presets import GROUP_NAMES, GROUP_POOLS, PERMUTATION_GROUPS, SKELETONS
 
 DATA_SOURCES = ("synthetic", "leeds")
 DEVICES = ("auto", "cpu", "cuda", "mps")

@@ -36,6 +36,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from equiseg.data.augment_settings import AUGMENT_NAMES, BORDERS, FullAugmentConfig
 from equiseg.data.preprocessing import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -46,26 +47,8 @@ from equiseg.data.preprocessing import (
 )
 from equiseg.errors import check_choice
 
-AUGMENT_NAMES = ("minimal", "full")
+# by the names of `BORDERS`, which the schema checks without loading OpenCV's constants
 _BORDER_MODES = {"reflect_101": cv2.BORDER_REFLECT_101, "constant": cv2.BORDER_CONSTANT}
-BORDERS = tuple(_BORDER_MODES)
-
-
-@dataclass(frozen=True)
-class FullAugmentConfig:
-    """The `full` augmentation, with the seed's albumentations 1.x defaults: ColorJitter(0.2, 0.2,
-    0.2, 0.2), RandomBrightnessContrast(0.2, 0.2) and SafeRotate(90, reflect-101 border), each
-    applied with probability `p`. Rotation happens on the square canvas, so x and y scale alike."""
-
-    jitter_brightness: float = 0.2
-    jitter_contrast: float = 0.2
-    jitter_saturation: float = 0.2
-    jitter_hue: float = 0.2
-    brightness_limit: float = 0.2
-    contrast_limit: float = 0.2
-    rotate_limit: float = 90.0
-    rotate_border: str = "reflect_101"
-    p: float = 0.5
 
 
 def _photometric(name: str, full: dict) -> list[A.BasicTransform]:
@@ -155,5 +138,4 @@ def denormalise(image: Tensor) -> Tensor:
     return image * std + mean
 
 
-__all__ = ["AUGMENT_NAMES", "BORDERS", "FullAugmentConfig", "SegmentationTransform",
-           "build_transform", "denormalise"]
+__all__ = ["SegmentationTransform", "build_transform", "denormalise"]

@@ -33,7 +33,7 @@ from equiseg.errors import EquisegError
 from equiseg.nn.blocks import ResConvBlock
 from equiseg.nn.groups import get_group, get_network_group
 from equiseg.nn.layers import GroupPool, ResidualBlock, group_conv
-from equiseg.nn.presets import MODEL_PRESETS
+from equiseg.presets import MODEL_PRESETS
 from equiseg.runs import run_name
 
 

@@ -3,7 +3,8 @@
 `build_model(name)` builds `MODEL_PRESETS[name]`; params.yaml's `architectures` section starts
 from it, so a section may set only what changes. conf/config.yaml repeats the presets (so that
 `-S architectures.unet.filters=...` needs no `+`); `tests/test_params.py` checks that it does,
-line for line. Plain Python, no torch: the parameter schema reads it before any stage runs.
+line for line. Plain Python, no torch: a base module (nothing of the library above it), so the
+parameter schema reads it without loading `equiseg.nn` before any stage runs.
 """
 
 from __future__ import annotations
