@@ -42,21 +42,22 @@ def timed(command: list[str], allocator: str) -> dict[str, float]:
             "system s": after.ru_stime - before.ru_stime}
 
 
-def forward_gflop(model: str, images: Path) -> float:
-    """GFLOP of the forward passes of the default audit over every image of `images`."""
+def forward_gflop(model: str, entries: list) -> float:
+    """GFLOP of the forward passes of the default audit over the images `entries` (from
+    `pair_files`), each on the canvas the audit gives it."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from equiseg.analysis.inputs import canvas_side, pair_files
+    from equiseg.analysis.inputs import canvas_side
     from equiseg.audit.options import AuditOptions
     from equiseg.image_files import header_size
     from equiseg.nn.models import build_model
 
     net, total, options = build_model(model).eval(), 0.0, AuditOptions()
     passes = 1 + sum(not p.is_identity for p in options.perturbations())
-    for entry in pair_files(images):
+    for entry in entries:
         width, height = header_size(entry.image)
-        side = canvas_side(height, width, 0, options.multiple)
+        side = canvas_side(height, width, options.pad_size, options.multiple)
         with torch.inference_mode(), FlopCounterMode(display=False) as counter:
             net(torch.zeros(1, 3, side, side))
         total += counter.get_total_flops() * passes
@@ -85,7 +86,7 @@ def main() -> None:
         print(f"{'model':<13} {'allocator':<9} {'images/s':>9} {'user s':>7} {'system s':>8} "
               f"{'GFLOP/s':>8}   ({count} images, {images})")
         for model in args.models:
-            gflop = forward_gflop(model, images)
+            gflop = forward_gflop(model, entries)
             for allocator in args.allocators:
                 runs = [timed(audit_command(model, images, scratch / f"out{i}-{allocator}"),
                               allocator) for i in range(args.repeats)]

@@ -6,8 +6,8 @@ ground truth and against the prediction on the unrotated image (`equiseg.analysi
 same code as `equiseg audit`). Per run, over seeds (mean in the sweep's own column names, `_sd`
 the sample sd across seeds, `n` the seeds): plots/rotation/<run>.csv, plots/perturb/<run>.csv;
 plots/equivariance/<run>.csv: each seed's summary, with the reach of the model's group (the
-angles it covers); metrics/equivariance/<run>.json: the headline over seeds. The GIF and the sample grid (plots/rotation/<run>.gif, plots/samples/<run>.png)
-show the first seed.
+angles it covers); metrics/equivariance/<run>.json: the headline over seeds. The GIF and the
+sample grid (plots/rotation/<run>.gif, plots/samples/<run>.png) show the first seed.
 """
 
 from __future__ import annotations
