@@ -13,13 +13,23 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from equiseg.config import load_params, stage_parser
+from equiseg.config import load_params, params_keys, stage_parser
 from equiseg.data import SPECIES_KEYS, prepare_leeds, prepare_synthetic
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_json
 
+# The params.yaml key behind each argument of prepare_leeds / prepare_synthetic, for its errors.
+PARAMS_KEYS = {
+    **{name: f"data.{name}" for name in ("checksum", "archive", "urls", "raw_dir", "download_dir",
+                                         "max_archive_gb", "max_compression_ratio")},
+    "retries": "data.download_retries", "timeout_s": "data.download_timeout_s",
+    **{name: f"data.synthetic.{name}" for name in ("n_images", "image_size", "species",
+                                                   "orientation", "seed", "orientation_jitter_deg")},
+}
+
 
 @exit_on_user_error
+@params_keys(**PARAMS_KEYS)
 def main() -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--metrics", default="metrics/data.json")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from equiseg.config import load_params, stage_parser
+from equiseg.config import load_params, params_keys, stage_parser
 from equiseg.data import split_counts, split_manifest
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_csv
 
 
 @exit_on_user_error
+@params_keys(n_images="data.synthetic.n_images", raw_dir="data.raw_dir",
+             val_fraction="data.val_fraction", seed="data.split_seed")
 def main() -> None:
     parser = stage_parser(__doc__)
     args = parser.parse_args()

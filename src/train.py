@@ -34,7 +34,7 @@ from equiseg.train.seeding import seed_everything
 
 
 @exit_on_user_error
-@params_keys(device="train.device", batch_size="train.batch_size")
+@params_keys(device="train.device", batch_size="train.batch_size", lr="train.lr")
 def main(argv: list[str] | None = None) -> None:
     keep_freed_memory()
     parser = stage_parser(__doc__)

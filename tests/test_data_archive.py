@@ -80,9 +80,9 @@ def test_an_archive_too_large_for_the_dataset_is_refused(tmp_path):
         ArchiveSource(archive, ArchiveLimits(max_total_bytes=1000))
 
 
-def test_the_limits_come_from_params(tmp_path):
+def test_the_limits_are_the_callers_and_the_refusal_names_the_argument(tmp_path):
     archive = make_leeds_zip(tmp_path / "leeds.zip")
-    with pytest.raises(UnsafeArchiveError, match="data.max_archive_gb"):
+    with pytest.raises(UnsafeArchiveError, match="`max_archive_gb`"):
         prepare_from(archive, tmp_path / "raw", max_archive_gb=1e-6)
 
 

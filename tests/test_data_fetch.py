@@ -92,7 +92,7 @@ def test_wrong_checksum_stops_before_anything_is_extracted(tmp_path, archive_byt
     with serve_bytes(archive_bytes) as served, pytest.raises(FetchError) as caught:
         prepare_leeds(**web_config(tmp_path, [served.url], wrong), backoff_s=0)
     message = str(caught.value)
-    assert "\n" not in message and "data.checksum" in message
+    assert "\n" not in message and "`checksum`" in message
     assert hashlib.sha256(archive_bytes).hexdigest() in message  # what the file really is
     assert not (tmp_path / "data").exists()
     assert list((tmp_path / "cache").iterdir()) == []  # the bad download is not kept
@@ -104,7 +104,7 @@ def test_unreachable_url_without_archive_says_how_to_run_offline(tmp_path):
         prepare_leeds(**config, backoff_s=0)
     message = str(caught.value)
     assert "\n" not in message
-    assert "data.archive=/path/to.zip" in message and "synthetic" in message
+    assert "local copy as `archive`" in message and "synthetic" in message
     assert not (tmp_path / "data").exists()
 
 
@@ -114,13 +114,13 @@ def test_a_local_archive_is_verified_and_needs_no_network(tmp_path, archive_byte
     assert prepare_leeds(tmp_path / "raw", archive=local, checksum=sha256(archive_bytes),
                          urls=(closed_port_url(),))["n_pairs"] == 6
     actual_md5 = hashlib.md5(archive_bytes).hexdigest()
-    with pytest.raises(FetchError, match=f"set data.checksum=md5:{actual_md5}"):
+    with pytest.raises(FetchError, match=f"set `checksum` to md5:{actual_md5}"):
         prepare_leeds(tmp_path / "raw2", archive=local, checksum="md5:" + "0" * 32)
     assert not (tmp_path / "raw2").exists()
 
 
 def test_a_missing_local_archive_is_named(tmp_path):
-    with pytest.raises(FetchError, match=r"data.archive: .*nope\.zip does not exist"):
+    with pytest.raises(FetchError, match=r"`archive`: .*nope\.zip does not exist"):
         fetch_archive((), "md5:00", tmp_path, archive=tmp_path / "nope.zip")
 
 
@@ -141,7 +141,8 @@ def test_download_stage_offline_fails_with_one_line_and_writes_nothing(tmp_path)
                             cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "data.archive" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "`data.archive`" in lines[0] and "`data.checksum`" in lines[0]  # keys, not arguments
     assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
 
 

@@ -75,3 +75,17 @@ def test_split_stage_writes_the_csv_and_prints_counts(tmp_path):
     assert train["id"].iloc[0].startswith("00")  # ids keep their leading zeros
     assert train["image"].iloc[0].startswith("data/raw/images/")  # relative to the project root
     assert (tmp_path / "metrics" / "data.json").exists()
+
+
+def test_split_stage_names_the_params_key_when_there_is_nothing_to_validate_on(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["synthetic"].update(n_images=2, image_size=32, species=2)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    runs = [subprocess.run([sys.executable, str(ROOT / "src" / f"{stage}.py")], cwd=tmp_path,
+                           capture_output=True, text=True, check=False, timeout=120)
+            for stage in ("download", "split")]
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert runs[1].returncode == 2
+    [line] = runs[1].stderr.strip().splitlines()
+    assert line.startswith("error: ") and "too few" in line and "`data.synthetic.n_images`" in line
+    assert not (tmp_path / "data" / "split.csv").exists()

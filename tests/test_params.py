@@ -82,6 +82,48 @@ def test_a_library_refusal_reaches_the_user_under_its_params_key():
         per_process_batch_size(16, 3)
 
 
+def test_a_library_message_names_arguments_and_a_stage_names_the_keys(tmp_path):
+    """A library error names a setting by its argument in backticks; under `params_keys` the same
+    error, still of its own type, names the params.yaml key instead, and only the keys it knows."""
+    from equiseg.data.fetch import FetchError, fetch_archive
+
+    missing = tmp_path / "nope.zip"
+    with pytest.raises(FetchError, match=r"^`archive`: .*nope\.zip does not exist"):
+        fetch_archive((), "md5:00", tmp_path, archive=missing)
+    with (pytest.raises(FetchError) as caught,
+          params_keys(archive="data.archive", device="train.device")):
+        fetch_archive((), "md5:00", tmp_path, archive=missing)
+    assert str(caught.value).startswith(f"`data.archive`: {missing} does not exist")
+    with pytest.raises(FetchError, match=r"`urls` is empty and `data\.archive` is not set"), \
+            params_keys(archive="data.archive"):
+        fetch_archive((), "md5:00", tmp_path)
+
+
+def test_no_library_message_names_a_params_key():
+    """Key names are added at the edge: no string in the library (outside the config package, the
+    report of a pipeline run and its docstrings) spells a params.yaml key such as `data.archive`."""
+    import ast
+    import dataclasses
+    import re
+
+    from equiseg.config.params import Params
+
+    sections = {field.name for field in dataclasses.fields(Params)}
+    key = re.compile(rf"\b(?:{'|'.join(sorted(sections))})\.[a-z_]+")
+    found = []
+    for path in sorted((ROOT / "src" / "equiseg").rglob("*.py")):
+        if {"config", "cli", "report"} & set(path.relative_to(ROOT / "src" / "equiseg").parts[:-1]):
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)}
+        found += [f"{path.name}:{node.lineno}: {node.value!r}" for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                  and id(node) not in docstrings and key.search(node.value)]
+    assert not found, "\n".join(found)
+
+
 def test_conf_architectures_are_the_library_presets(tmp_path):
     """The presets are written once, in equiseg/presets.py; conf/config.yaml repeats them (so
     that -S reaches them) line for line, and a failure prints the lines to paste."""

@@ -11,7 +11,10 @@ F = TypeVar("F", bound=Callable[..., object])
 
 
 class EquisegError(Exception):
-    """A problem the user can fix; its message is one line naming the file or key and what to do."""
+    """A problem the user can fix; its message is one line naming the file or setting and what to do.
+
+    A library message names a setting by its own argument, in backticks (`checksum`); a caller
+    that knows where the value came from renames it (`equiseg.config.params_keys`)."""
 
 
 def describe_value(name: str, problem: str, allowed: str = "") -> str:

@@ -2,14 +2,16 @@
 command line every stage shares. Light (no torch): the guard around every stage imports it alone.
 
 A wrong value raises `ConfigError` with a one-line message that names the key, what was wrong and
-the allowed values. A value the library refuses (`equiseg.errors.InvalidValue`, named by its own
-argument) is given its key here too (`params_keys`), so key names are added at the edge only.
+the allowed values. A library error names a setting by its own argument (`InvalidValue.name`, or
+the argument in backticks in any `EquisegError`'s message); `params_keys` puts the params.yaml key
+in its place, so key names are added at the edge only.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,17 +28,22 @@ def param_error(key: str, problem: str, allowed: str = "") -> ConfigError:
     return ConfigError(f"params: {describe_value(key, problem, allowed)}")
 
 
+_ARGUMENT_NAME = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
+
+
 @contextlib.contextmanager
 def params_keys(**keys: str) -> Iterator[None]:
-    """Name the params.yaml key behind a value the library refuses: an `InvalidValue` about the
-    argument `name` becomes a parameter error about `keys[name]`; others pass unchanged. Also a
-    decorator: `@params_keys(device="train.device")` on a stage's `main`."""
+    """Name the params.yaml key behind a setting a library error names by its argument: an
+    `InvalidValue` about `name` becomes a parameter error about `keys[name]`, and in any other
+    `EquisegError` each `name` in backticks becomes `keys[name]`; other names pass unchanged.
+    Also a decorator: `@params_keys(device="train.device")` on a stage's `main`."""
     try:
         yield
-    except InvalidValue as err:
-        if err.name not in keys:
-            raise
-        raise param_error(keys[err.name], err.problem, err.allowed) from None
+    except EquisegError as err:
+        if isinstance(err, InvalidValue) and err.name in keys:
+            raise param_error(keys[err.name], err.problem, err.allowed) from None
+        err.args = (_ARGUMENT_NAME.sub(lambda m: f"`{keys.get(m[1], m[1])}`", str(err)),)
+        raise
 
 
 def fail(key: str, problem: str, allowed: str = "") -> None:

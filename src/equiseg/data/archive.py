@@ -67,16 +67,16 @@ def check_zip(archive: zipfile.ZipFile, label: str, limits: ArchiveLimits) -> No
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size >= limits.ratio_min_bytes and ratio > limits.max_ratio:
             raise UnsafeArchiveError(f"{label}: entry {info.filename!r} expands {ratio:.0f}x "
-                                     f"(limit {limits.max_ratio:.0f}x); refusing a likely zip bomb")
+                                     f"(limit {limits.max_ratio:.0f}x, `max_compression_ratio`); refusing a likely zip bomb")
         total += info.file_size
         compressed += info.compress_size
     if total > limits.max_total_bytes:
         raise UnsafeArchiveError(f"{label}: would expand to {total / 1e9:.1f} GB, more than the "
                                  f"{limits.max_total_bytes / 1e9:.1f} GB limit "
-                                 "(data.max_archive_gb); is this the right archive?")
+                                 "(`max_archive_gb`); is this the right archive?")
     if total >= limits.ratio_min_bytes and total / max(compressed, 1) > limits.max_ratio:
         raise UnsafeArchiveError(f"{label}: expands {total / max(compressed, 1):.0f}x overall "
-                                 f"(limit {limits.max_ratio:.0f}x); refusing a likely zip bomb")
+                                 f"(limit {limits.max_ratio:.0f}x, `max_compression_ratio`); refusing a likely zip bomb")
 
 
 class ArchiveSource:
@@ -92,10 +92,10 @@ class ArchiveSource:
         try:
             self._zip = zipfile.ZipFile(self.path)
         except FileNotFoundError:
-            raise DataError(f"{self.path}: archive not found; check data.archive") from None
+            raise DataError(f"{self.path}: archive not found; check `archive`") from None
         except (zipfile.BadZipFile, OSError) as err:
             raise DataError(f"{self.path}: not a readable zip archive ({err}); "
-                            "download it again or point data.archive at the right file") from None
+                            "download it again or point `archive` at the right file") from None
         check_zip(self._zip, str(self.path), limits)
         self._sizes = {i.filename: i.file_size for i in self._zip.infolist() if not i.is_dir()}
 
@@ -142,7 +142,7 @@ def raise_write_error(path: Path, err: OSError) -> NoReturn:
     """Turn an OSError from writing `path` into a one-line user error."""
     if err.errno == errno.ENOSPC:
         raise EquisegError(f"{path}: no space left on the device; free some disk space "
-                           "or set data.raw_dir to a roomier disk") from None
+                           "or set `raw_dir` to a roomier disk") from None
     raise EquisegError(f"{path}: cannot be written ({err.strerror or err}); "
                        "check the folder's permissions and free space") from None
 
@@ -153,7 +153,7 @@ def check_free_space(folder: Path, needed_bytes: int) -> None:
     if free < needed_bytes:
         raise EquisegError(f"{folder}: needs {needed_bytes / 1e6:.0f} MB but only "
                            f"{free / 1e6:.0f} MB are free; free some disk space or set "
-                           "data.raw_dir elsewhere")
+                           "`raw_dir` elsewhere")
 
 
 def ensure_dirs(*folders: Path) -> None:

@@ -3,7 +3,7 @@
 Downloads go to `<cache_dir>/<name>.part` (outside DVC's outputs, so an interrupted download
 survives a failed stage) and resume from where they stopped with an HTTP Range request; each URL
 is retried with exponential back-off, then the next URL (the mirror) is tried. Only a file whose
-checksum matches `data.checksum` is renamed to `<cache_dir>/<name>` and handed on; a mismatch
+checksum matches `checksum` is renamed to `<cache_dir>/<name>` and handed on; a mismatch
 deletes the partial file, so the next attempt starts clean.
 """
 
@@ -26,8 +26,8 @@ from tqdm import tqdm
 from equiseg.data.archive import raise_write_error
 from equiseg.errors import EquisegError
 
-OFFLINE_HINT = ("to use a local copy run `dvc exp run -S data=leeds -S data.archive=/path/to.zip "
-                "-S data.checksum=sha256:<hex>`, or use the synthetic data (data.source=synthetic)")
+OFFLINE_HINT = ("to work offline, give a local copy as `archive` (the zip or its extracted folder) "
+                "with its `checksum` (md5:<hex> or sha256:<hex>), or use the synthetic data")
 CHUNK_BYTES = 1 << 16
 
 
@@ -43,7 +43,7 @@ def parse_checksum(spec: str) -> tuple[str, str]:
     """'md5:<hex>' or 'sha256:<hex>' -> (algorithm, lower-case hex digest)."""
     algo, _, digest = spec.partition(":")
     if algo not in ("md5", "sha256") or not re.fullmatch(r"[0-9a-fA-F]+", digest):
-        raise FetchError(f"data.checksum is {spec!r}; write it as 'md5:<hex>' or 'sha256:<hex>'")
+        raise FetchError(f"`checksum` is {spec!r}; write it as 'md5:<hex>' or 'sha256:<hex>'")
     return algo, digest.lower()
 
 
@@ -57,8 +57,8 @@ def verify_checksum(path: Path, spec: str) -> None:
     algo, expected = parse_checksum(spec)
     actual = file_digest(path, algo)
     if actual != expected:
-        raise FetchError(f"{path}: {algo} is {actual} but data.checksum expects {expected}; "
-                         f"if this copy is the one you trust, set data.checksum={algo}:{actual}")
+        raise FetchError(f"{path}: {algo} is {actual} but `checksum` expects {expected}; "
+                         f"if this copy is the one you trust, set `checksum` to {algo}:{actual}")
 
 
 def _open_for_writing(part: Path, append: bool) -> BinaryIO:
@@ -140,11 +140,11 @@ def download(urls: tuple[str, ...], dest: Path, checksum: str, retries: int = 3,
             os.replace(part, dest)
             return dest
         part.unlink()
-        mismatch = (f"the file from {url} has {algo} {actual} but data.checksum expects "
-                    f"{expected}; check data.checksum and data.urls")
+        mismatch = (f"the file from {url} has {algo} {actual} but `checksum` expects "
+                    f"{expected}; check `checksum` and `urls`")
     if mismatch:
         raise FetchError(f"{dest.name}: {mismatch}")
-    detail = "; ".join(failures) or "data.urls is empty"
+    detail = "; ".join(failures) or "`urls` is empty"
     raise FetchError(f"{dest.name}: could not be downloaded ({detail}); {OFFLINE_HINT}")
 
 
@@ -158,13 +158,13 @@ def fetch_archive(urls: tuple[str, ...], checksum: str, cache_dir: str | Path,
     if archive:
         path = Path(archive).expanduser()
         if not path.exists():
-            raise FetchError(f"data.archive: {path} does not exist; give the path of the zip "
+            raise FetchError(f"`archive`: {path} does not exist; give the path of the zip "
                              "or of its extracted folder")
         if path.is_file():
             verify_checksum(path, checksum)
         return path
     if not urls:
-        raise FetchError(f"data.urls is empty and data.archive is not set; {OFFLINE_HINT}")
+        raise FetchError(f"`urls` is empty and `archive` is not set; {OFFLINE_HINT}")
     cache_dir = Path(cache_dir)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)

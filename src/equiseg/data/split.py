@@ -32,7 +32,7 @@ def assign_splits(ids: list[str], val_fraction: float, seed: int) -> dict[str, s
             splits[members[index]] = "val" if rank < n_val else "train"
     if "val" not in splits.values():
         raise DataError(f"{len(ids)} images are too few to split: every species has one image; "
-                        "add images or generate more (data.synthetic.n_images)")
+                        "add images, or generate more synthetic ones (`n_images`)")
     return splits
 
 

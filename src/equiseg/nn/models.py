@@ -46,7 +46,7 @@ def check_input_size(x: Tensor, divisor: int) -> None:
     if height % divisor or width % divisor:
         raise InputSizeError(
             f"input is {height}x{width}; height and width must be divisible by {divisor} "
-            "(resize or pad the image, e.g. data.pad_size)")
+            "(resize or pad the image)")
 
 
 class UNet(nn.Module):

@@ -252,7 +252,7 @@ def _stop_if_not_finite(step_losses: list[torch.Tensor], epoch: int, context: Di
 def _advice(checkpoint: Path | None) -> str:
     kept = (f"the last good checkpoint is kept at {checkpoint}"
             if checkpoint is not None and checkpoint.exists() else "no checkpoint was written")
-    return f"{kept}; lower train.lr or check the data"
+    return f"{kept}; lower `lr` or check the data"
 
 
 def run_settings(model: str, augment: str, seed: int, world_size: int, device: torch.device, *,
