@@ -21,12 +21,12 @@ import time
 
 import torch
 
-from equiseg.geometry import footprint
 from equiseg.analysis.perturbations import build_perturbations
 from equiseg.analysis.sweep import SweepImage, make_predictor, run_sweep, sweep_perturbations
 from equiseg.config import load_params
 from equiseg.data.synthetic import generate_synthetic
 from equiseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from equiseg.geometry import footprint
 from equiseg.nn.models import build_model
 
 

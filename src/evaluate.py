@@ -18,12 +18,12 @@ import pandas as pd
 from equiseg.analysis.replicates import headline_metrics, replicate_stats
 from equiseg.config import load_params, params_keys, stage_parser
 from equiseg.data.datasets import load_split
+from equiseg.devices import select_device, use_channels_last
 from equiseg.errors import EquisegError, exit_on_user_error
 from equiseg.io import write_csv, write_json
 from equiseg.nn.models import load_replicates
 from equiseg.runs import run_name
 from equiseg.runtime import keep_freed_memory
-from equiseg.train.devices import select_device, use_channels_last
 from equiseg.train.evaluation import (
     evaluation_record,
     image_scores,

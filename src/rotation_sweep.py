@@ -22,6 +22,7 @@ from equiseg.analysis.sweep import make_predictor, run_sweep, sweep_perturbation
 from equiseg.config import load_params, params_keys, stage_parser
 from equiseg.data.datasets import load_split
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from equiseg.devices import select_device
 from equiseg.errors import exit_on_user_error
 from equiseg.io import write_csv, write_json
 from equiseg.nn.groups import group_turn
@@ -29,13 +30,13 @@ from equiseg.nn.models import load_replicates
 from equiseg.report.overlays import write_rotation_gif, write_sample_grid
 from equiseg.runs import run_name
 from equiseg.runtime import keep_freed_memory
-from equiseg.train.devices import select_device
 
 HEADLINE = ("consistency_iou_off_grid",)
 
 
 @exit_on_user_error
-@params_keys(device="train.device", image_index="sweep.image_index")
+@params_keys(device="train.device", image_index="sweep.image_index", image_size="data.image_size",
+             pad_size="data.pad_size")
 def main(argv: list[str] | None = None) -> None:
     keep_freed_memory()
     args = stage_parser(__doc__).parse_args(argv)

@@ -119,7 +119,7 @@ def test_segformer_like_output_needs_upsample_and_says_so(tmp_path, capsys, setu
     spec = ["--model", f"{models}:QuarterLogits", "--classes", "2", "--images", str(images)]
     code, _, err = run_cli(capsys, "audit", "--out", str(tmp_path / "no"), *FAST, *spec)
     line = one_error_line(err)
-    assert code == 2 and "4x4 pixels for a 16x16 input (4x smaller); pass --upsample" in line
+    assert code == 2 and "4x4 pixels for a 16x16 input (4x smaller); turn on `--upsample`" in line
     summary = audit_ok(capsys, tmp_path / "out", *spec, "--upsample", "--foreground-classes", "1")
     assert summary["output"]["found"] == ".logits"
     assert summary["output"]["upsampled_from"] == [4, 4]
@@ -180,7 +180,7 @@ def test_files_equiseg_cannot_read_are_one_clear_line(tmp_path, capsys, setup, c
 
 def test_a_from_pretrained_factory_counts_as_loaded_weights(tmp_path):
     """`Class.from_pretrained` loads its own weights (Hugging Face's convention): no warning."""
-    from equiseg.audit.models import load_model_info
+    from equiseg.audit.models import load_model_from_spec
 
     (tmp_path / "pretrained.py").write_text(
         "from torch import nn\n\n"
@@ -189,8 +189,8 @@ def test_a_from_pretrained_factory_counts_as_loaded_weights(tmp_path):
         "    def from_pretrained(cls, path):\n"
         "        return cls(3, 1, 1)\n")
     spec = f"{tmp_path / 'pretrained.py'}:Net"
-    assert load_model_info(f"{spec}.from_pretrained", kwargs={"path": "x"}).weights_loaded
-    assert not load_model_info(spec, kwargs={"in_channels": 3, "out_channels": 1,
+    assert load_model_from_spec(f"{spec}.from_pretrained", kwargs={"path": "x"}).weights_loaded
+    assert not load_model_from_spec(spec, kwargs={"in_channels": 3, "out_channels": 1,
                                              "kernel_size": 1}).weights_loaded
 
 

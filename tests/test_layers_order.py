@@ -15,8 +15,8 @@ from pathlib import Path
 from tests.test_stage_deps import SRC, imported_modules
 
 LAYERS = (
-    ("equiseg.errors", "equiseg.io", "equiseg.runs", "equiseg.runtime", "equiseg.metrics",
-     "equiseg.geometry", "equiseg.image_files", "equiseg.presets"),
+    ("equiseg.errors", "equiseg.io", "equiseg.runs", "equiseg.runtime", "equiseg.devices",
+     "equiseg.metrics", "equiseg.geometry", "equiseg.image_files", "equiseg.presets"),
     ("equiseg.nn", "equiseg.data"),
     ("equiseg.train",),
     ("equiseg.analysis",),

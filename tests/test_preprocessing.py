@@ -16,7 +16,6 @@ import pytest
 import torch
 from PIL import Image
 
-from equiseg.geometry import pad_to_square
 from equiseg.analysis.inputs import ImageFile, load_image
 from equiseg.data import preprocessing, transforms
 from equiseg.data.layout import read_leeds_mask
@@ -28,6 +27,7 @@ from equiseg.data.preprocessing import (
     resized_shape,
 )
 from equiseg.data.transforms import build_transform, denormalise
+from equiseg.geometry import pad_to_square
 from tests.data_fixtures import SHARED_LEEDS_ZIP
 
 SIZES = [(256, 256), (250, 250), (200, 300)]  # 256 -> 64 divides, the others do not

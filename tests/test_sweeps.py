@@ -164,9 +164,9 @@ def test_multi_class_outputs_are_scored_per_class_with_softmax():
 def test_predictor_rejects_outputs_of_the_wrong_shape_or_range():
     with pytest.raises(ModelOutputError, match="spatial size"):
         sweep(nn.Conv2d(3, 1, 3))  # no padding: 30x30 out of 32x32
-    with pytest.raises(ModelOutputError, match="--classes 2"):
+    with pytest.raises(ModelOutputError, match="set `classes` to 2"):
         sweep(nn.Conv2d(3, 2, 1))
-    with pytest.raises(ModelOutputError, match="--output logits"):
+    with pytest.raises(ModelOutputError, match="set `output` to logits"):
         sweep(nn.Conv2d(3, 1, 1), output="probs")
     with pytest.raises(EquisegError, match="logits or probs"):
         make_predictor(nn.Identity(), (0.0,), (1.0,), output="scores")

@@ -11,17 +11,17 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
+from equiseg import devices
 from equiseg.config import TrainConfig, parse_params
+from equiseg.devices import select_device, use_bf16, use_channels_last
 from equiseg.errors import InvalidValue
 from equiseg.nn.models import build_model
-from equiseg.train import devices
 from equiseg.train.checkpoints import (
     checkpoint_path,
     load_checkpoint,
     run_fingerprint,
     save_checkpoint,
 )
-from equiseg.train.devices import select_device, use_bf16, use_channels_last
 from equiseg.train.evaluation import MetricTotals, bce_per_image, evaluate
 from equiseg.train.loaders import ShardSampler, evaluation_loader, training_loader
 from equiseg.train.loop import (

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -14,7 +16,7 @@ class EquisegError(Exception):
     """A problem the user can fix; its message is one line naming the file or setting and what to do.
 
     A library message names a setting by its own argument, in backticks (`checksum`); a caller
-    that knows where the value came from renames it (`equiseg.config.params_keys`)."""
+    that knows where the value came from renames it (`settings_named`: a flag, a params key)."""
 
 
 def describe_value(name: str, problem: str, allowed: str = "") -> str:
@@ -31,6 +33,30 @@ class InvalidValue(EquisegError, ValueError):
     def __init__(self, name: str, problem: str = "", allowed: str = "") -> None:
         self.name, self.problem, self.allowed = name, problem, allowed
         super().__init__(describe_value(name, problem, allowed))
+
+
+_SETTING = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
+
+
+def rename_settings(err: EquisegError, names: Mapping[str, str]) -> None:
+    """Change `err` in place: each setting it names by an argument in `names` (an
+    `InvalidValue`'s `name`, any `name` in backticks) named `names[name]` instead."""
+    if isinstance(err, InvalidValue) and err.name in names:
+        err.name = names[err.name]
+        err.args = (describe_value(err.name, err.problem, err.allowed),)
+    else:
+        err.args = (_SETTING.sub(lambda m: f"`{names.get(m[1], m[1])}`", str(err)),)
+
+
+@contextlib.contextmanager
+def settings_named(**names: str) -> Iterator[None]:
+    """Errors raised inside name each setting as the caller knows it (`rename_settings`): e.g.
+    the audit's flags (`pad_size` is `--pad-size`). Also a decorator."""
+    try:
+        yield
+    except EquisegError as err:
+        rename_settings(err, names)
+        raise
 
 
 def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:

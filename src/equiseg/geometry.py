@@ -83,11 +83,6 @@ def rotate_batch(x: Tensor, angles: Angles, mode: str = "bilinear") -> Tensor:
     return out
 
 
-def rotate_mask(mask: Tensor, angles: Angles) -> Tensor:
-    """Rotate boolean masks (B, C, S, S) by thresholded bilinear interpolation (exact at 90s)."""
-    return rotate_batch(mask.float(), angles) >= 0.5
-
-
 def flip_batch(x: Tensor, axis: str) -> Tensor:
     """Mirror images: axis 'h' flips left-right (the horizontal flip), 'v' flips top-bottom."""
     if axis not in ("h", "v"):
@@ -107,12 +102,6 @@ def pad_to_square(x: Tensor, size: int, value: float = 0.0) -> Tensor:
     height, width = x.shape[-2:]
     top, left = pad_offsets(height, width, size)
     return F.pad(x, (left, size - width - left, top, size - height - top), value=value)
-
-
-def centre_crop(x: Tensor, height: int, width: int) -> Tensor:
-    """Undo `pad_to_square`: the (height, width) image back from its square canvas."""
-    top, left = pad_offsets(height, width, x.shape[-1])
-    return x[..., top:top + height, left:left + width]
 
 
 def footprint(height: int, width: int, size: int, device: torch.device | str = "cpu") -> Tensor:

@@ -96,7 +96,7 @@ def read_labels(path: str | Path, classes: int) -> np.ndarray:
     top = int(values.max()) if values.size else 0
     if classes > 1:
         if top >= classes:
-            raise DataError(f"{path}: mask holds label {top} but --classes is {classes}; "
+            raise DataError(f"{path}: mask holds label {top} but `classes` is {classes}; "
                             "masks must hold class indices 0..K-1")
         return values
     if is_leeds_mask(mode, values):

@@ -55,11 +55,6 @@ def per_image_iou(pred: Tensor, target: Tensor, valid: Tensor | None = None) -> 
 PSNR_CAP_DB = 100.0  # identical maps (MSE 0) score this, not infinity; float noise lands here too
 
 
-def consistency_iou(mask_a: Tensor, mask_b: Tensor, valid: Tensor | None = None) -> Tensor:
-    """IoU (B,) between two predictions' masks, e.g. de-rotated vs direct; 1.0 if both are empty."""
-    return per_image_iou(mask_a, mask_b, valid)
-
-
 def per_class_iou(mask_a: Tensor, mask_b: Tensor, valid: Tensor | None = None) -> Tensor:
     """IoU (B, K) of each channel of two one-mask-per-class tensors (B, K, H, W)."""
     return torch.stack([per_image_iou(mask_a[:, k], mask_b[:, k],
@@ -114,19 +109,6 @@ def psnr_from_mse(mse: Tensor | float, peak: float = 1.0, cap: float = PSNR_CAP_
     mse = torch.as_tensor(mse, dtype=torch.float64)
     db = 10.0 * torch.log10(peak**2 / mse.clamp(min=peak**2 * 10.0 ** (-cap / 10.0)))
     return torch.where(torch.isnan(mse), mse, db.clamp(max=cap))
-
-
-def psnr_db(probs_a: Tensor, probs_b: Tensor, valid: Tensor | None = None, peak: float = 1.0,
-            cap: float = PSNR_CAP_DB) -> Tensor:
-    """PSNR (B,) in dB between two probability maps inside `valid`, one value per image.
-
-    10 log10(peak^2 / MSE): higher is more equivariant; 20 dB is a mean squared difference of
-    0.01. Identical maps (MSE 0, or float noise below 10^(-cap/10)) score `cap`
-    (`PSNR_CAP_DB`, 100 dB), never infinity. Over a set of images, the mean of these per-image
-    values is not StyleGAN3's EQ-R figure: that one pools the squared errors first
-    (`pooled_psnr_db`).
-    """
-    return psnr_from_mse(mean_squared_difference(probs_a, probs_b, valid), peak, cap)
 
 
 def pooled_psnr_db(mse: Sequence[float] | Tensor, counts: Sequence[float] | Tensor,

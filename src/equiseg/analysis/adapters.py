@@ -40,28 +40,28 @@ def _describe(value: Any) -> str:
 def find_scores(output: Any, key: str | None = None) -> tuple[Tensor, str]:
     """The score tensor in a model's output and how it was found ('tensor', "dict['out']", ...).
 
-    `key` names a dict key or an attribute to take (the audit's `--output-key`); without it a
+    `key` names a dict key or an attribute to take (the audit's `output_key`); without it a
     tensor is taken as it is, a dict's `out` or `logits`, an object's `.logits`, a tuple's first
     element.
     """
     if key is not None:
         if isinstance(output, Mapping):
             if key not in output:
-                raise ModelOutputError(f"--output-key {key}: the model returned a dict with keys "
+                raise ModelOutputError(f"`output_key` {key}: the model returned a dict with keys "
                                        f"{', '.join(map(str, output))}; name one of them")
             value, route = output[key], f"dict[{key!r}]"
         elif hasattr(output, key):
             value, route = getattr(output, key), f".{key}"
         else:
-            raise ModelOutputError(f"--output-key {key}: the model returned {_describe(output)} "
+            raise ModelOutputError(f"`output_key` {key}: the model returned {_describe(output)} "
                                    f"without a key or attribute {key!r}")
     elif isinstance(output, Tensor):
         value, route = output, "tensor"
     elif isinstance(output, Mapping):
         found = next((k for k in DICT_KEYS if k in output), None)
         if found is None:
-            raise ModelOutputError(f"the model returned {_describe(output)}; pass --output-key "
-                                   "NAME to say which holds the per-pixel scores")
+            raise ModelOutputError(f"the model returned {_describe(output)}; give "
+                                   "`output_key` to say which holds the per-pixel scores")
         value, route = output[found], f"dict[{found!r}]"
     elif isinstance(getattr(output, "logits", None), Tensor):
         value, route = output.logits, ".logits"
@@ -69,10 +69,10 @@ def find_scores(output: Any, key: str | None = None) -> tuple[Tensor, str]:
         value, route = output[0], "first element"
     else:
         raise ModelOutputError(f"the model returned {_describe(output)}; expected a tensor, a "
-                               "dict, an object with .logits or a tuple (see --output-key)")
+                               "dict, an object with .logits or a tuple (see `output_key`)")
     if not isinstance(value, Tensor):
         raise ModelOutputError(f"the model's output {route} is {_describe(value)}, not a tensor; "
-                               "pass --output-key NAME to choose another")
+                               "give `output_key` to choose another")
     return value, route
 
 
@@ -108,10 +108,10 @@ class OutputAdapter:
         if factor is None:
             raise ModelOutputError(f"the model's output is {size} pixels for a {height}x{width} "
                                    "input; a segmentation model must keep the spatial size (or "
-                                   "shrink it by a whole factor, with --upsample)")
+                                   "shrink it by a whole factor, with `upsample`)")
         if not self.upsample:
             raise ModelOutputError(f"the model's output is {size} pixels for a {height}x{width} "
-                                   f"input ({factor}x smaller); pass --upsample to resize it "
+                                   f"input ({factor}x smaller); turn on `upsample` to resize it "
                                    "bilinearly to the input, or give a model that keeps the size")
         self.upsampled_from = (int(scores.shape[-2]), int(scores.shape[-1]))
         return F.interpolate(scores.float(), size=(height, width), mode="bilinear",

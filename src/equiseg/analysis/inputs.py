@@ -97,14 +97,14 @@ def pair_files(images: str | Path, masks: str | Path | None = None) -> list[Imag
     """
     images = Path(images)
     if not images.is_dir():
-        raise EquisegError(f"{images}: image folder not found; pass --images DIR with PNG or "
-                           "JPEG files")
+        raise EquisegError(f"{images}: image folder not found; give as `images` a folder of PNG "
+                           "or JPEG files")
     image_paths = _image_files(images)
     mask_paths: list[Path] = []
     if masks is not None:
         masks = Path(masks)
         if not masks.is_dir():
-            raise EquisegError(f"{masks}: mask folder not found; pass --masks DIR or leave it out")
+            raise EquisegError(f"{masks}: mask folder not found; give as `masks` a folder or leave it out")
         mask_paths = _image_files(masks)
         if masks.resolve() == images.resolve():  # one folder: x.png beside x_seg0.png
             mask_paths = [p for p in image_paths if p.stem.endswith(LEEDS_MASK_SUFFIX)]
@@ -136,8 +136,8 @@ def pair_files(images: str | Path, masks: str | Path | None = None) -> list[Imag
                                "masks must match their image's size")
         entries.append(ImageFile(path.stem, path, mask))
     if not entries:
-        raise EquisegError(f"{images}: holds no readable PNG or JPEG image; pass --images DIR "
-                           "with some")
+        raise EquisegError(f"{images}: holds no readable PNG or JPEG image; give as `images` a "
+                           "folder with some")
     return entries
 
 
@@ -146,8 +146,8 @@ def canvas_side(height: int, width: int, pad_size: int, multiple: int) -> int:
     longest = max(height, width)
     if pad_size:
         if pad_size < longest:
-            raise EquisegError(f"--pad-size {pad_size} is smaller than a {width}x{height} image; "
-                               "raise it or pass --size to shrink the images")
+            raise EquisegError(f"`pad_size` {pad_size} is smaller than a {width}x{height} image; "
+                               "raise it or shrink the images (`size`)")
         return pad_size
     return math.ceil(longest / multiple) * multiple
 

@@ -51,10 +51,10 @@ class Judgeability:
     allow_degenerate: bool = False
 
     def validate(self) -> None:
-        """0 <= min_share < max_share <= 1, named as the audit's options."""
+        """0 <= min_share < max_share <= 1."""
         if not 0.0 <= self.min_share < self.max_share <= 1.0:
-            raise EquisegError(f"--judgeable-min-share {self.min_share:g} and "
-                               f"--judgeable-max-share {self.max_share:g}: give "
+            raise EquisegError(f"`min_share` {self.min_share:g} and "
+                               f"`max_share` {self.max_share:g}: give "
                                "0 <= min < max <= 1 (shares of the image's pixels)")
 
 

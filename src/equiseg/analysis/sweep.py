@@ -109,13 +109,13 @@ class Predictor:
                  adapter: OutputAdapter | None = None,
                  foreground_classes: Sequence[int] | None = None) -> None:
         if output not in ("logits", "probs"):
-            raise EquisegError(f"--output is {output!r}; choose logits or probs")
+            raise EquisegError(f"`output` is {output!r}; choose logits or probs")
         if foreground_classes is not None:
             foreground_classes = sorted(set(foreground_classes))
             if classes < 2 or not foreground_classes or foreground_classes[0] < 0 \
                     or foreground_classes[-1] >= classes or len(foreground_classes) == classes:
-                raise EquisegError(f"--foreground-classes {foreground_classes}: give some, not all, "
-                                   f"of the classes 0..{classes - 1} of a --classes K > 1 model")
+                raise EquisegError(f"`foreground_classes` {foreground_classes}: give some, not all, "
+                                   f"of the classes 0..{classes - 1} of a `classes` K > 1 model")
         self.model, self.output, self.classes = model, output, classes
         self.foreground_classes = foreground_classes
         self.adapter = adapter or OutputAdapter()
@@ -142,7 +142,7 @@ class Predictor:
             text = str(err).strip().splitlines()
             raise ModelOutputError(f"the model failed on a batch of shape {tuple(x.shape)} "
                                    f"({type(err).__name__}: {text[0] if text else ''}); check "
-                                   "--size/--pad-size and the model's expected input") from None
+                                   "`size`/`pad_size` and the model's expected input") from None
         return self.adapter(y, x.shape[-2], x.shape[-1])
 
     def scores(self, images: Tensor) -> tuple[Tensor, Tensor]:
@@ -152,11 +152,11 @@ class Predictor:
         y = self._forward(x)
         if y.shape[1] != self.classes:
             raise ModelOutputError(f"the model returned {y.shape[1]} channel(s), expected "
-                                   f"{self.classes}; set --classes {y.shape[1]}")
+                                   f"{self.classes}; set `classes` to {y.shape[1]}")
         y = y.float()
         if self.output == "probs" and (y.min() < -1e-4 or y.max() > 1 + 1e-4):
             raise ModelOutputError("the model's outputs leave [0, 1], so they are not "
-                                   "probabilities; use --output logits")
+                                   "probabilities; set `output` to logits")
         if self.foreground_classes:
             # log-probability margin of the best foreground class over the best other class:
             # p > 0.5 exactly where the argmax lies in the set (for K = 2, this is softmax p1)

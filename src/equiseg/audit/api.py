@@ -21,9 +21,10 @@ from torch import nn
 from equiseg.analysis.perturbations import build_perturbations
 from equiseg.audit.images import audit_images
 from equiseg.audit.models import load_model, model_name
-from equiseg.audit.options import AuditOptions, options_from, resolve_device
+from equiseg.audit.options import FLAG_NAMES, AuditOptions, options_from, resolve_device
 from equiseg.audit.result import AuditResult
 from equiseg.audit.run import run_audit
+from equiseg.errors import settings_named
 
 __all__ = ["audit"]
 
@@ -74,6 +75,7 @@ def audit(model: Model, images: Images, masks: Images | None = None, *,
     return audit_with(model, images, masks, options_from(options), weights, model_kwargs, seed)
 
 
+@settings_named(**FLAG_NAMES)
 def audit_with(model: Model, images: Images, masks: Images | None, settings: AuditOptions,
                weights: str | Path | None = None, model_kwargs: Mapping[str, Any] | None = None,
                seed: int = 0) -> AuditResult:

@@ -126,7 +126,7 @@ def load_weights(model: nn.Module, weights: str | Path, map_location: str | torc
                              "pass the weights saved from this architecture")
 
 
-def load_model_info(spec: str, weights: str | Path | None = None,
+def load_model_from_spec(spec: str, weights: str | Path | None = None,
                     map_location: str | torch.device = "cpu",
                     kwargs: Mapping[str, Any] | None = None, seed: int = 0) -> LoadedModel:
     """The module named by `spec` (see the module's docstring), on `map_location`, in eval mode
@@ -199,11 +199,11 @@ def model_name(model: Any) -> str:
 def load_model(model: Any, weights: str | Path | None = None,
                map_location: str | torch.device | None = None,
                kwargs: Mapping[str, Any] | None = None, seed: int = 0) -> LoadedModel:
-    """A module, any callable, or a spec (`load_model_info`) as a `LoadedModel`. A module stays
+    """A module, any callable, or a spec (`load_model_from_spec`) as a `LoadedModel`. A module stays
     where it is unless `map_location` is given; whether its weights are trained is unknown
     (`weights_loaded` None) unless `weights` are loaded here."""
     if isinstance(model, (str, Path)):
-        return load_model_info(str(model), weights, map_location or "cpu", kwargs, seed)
+        return load_model_from_spec(str(model), weights, map_location or "cpu", kwargs, seed)
     if kwargs:
         raise ModelLoadError("model_kwargs applies to a model spec 'MODULE:FACTORY'; this model "
                              "is built already")

@@ -136,7 +136,7 @@ def resolve_device(requested: str) -> str:
     """The device for `--device` (auto: cuda, then mps, then cpu), via the training's choice."""
     import torch
 
-    from equiseg.train.devices import select_device
+    from equiseg.devices import select_device
 
     try:
         device = select_device(requested)
@@ -154,3 +154,9 @@ def version() -> str:
     from equiseg import __version__
 
     return __version__
+
+
+# The flag behind each setting that an error from the analysis names by its argument.
+FLAG_NAMES = {**{field.name: "--" + field.name.replace("_", "-") for field in fields(AuditOptions)},
+              "images": "--images", "masks": "--masks",
+              "min_share": "--judgeable-min-share", "max_share": "--judgeable-max-share"}

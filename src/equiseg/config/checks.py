@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 from collections.abc import Iterator
 from typing import Any
 
 from equiseg import errors
-from equiseg.errors import EquisegError, InvalidValue, describe_value
+from equiseg.errors import EquisegError, InvalidValue, describe_value, rename_settings
 
 
 class ConfigError(EquisegError):
@@ -28,21 +27,18 @@ def param_error(key: str, problem: str, allowed: str = "") -> ConfigError:
     return ConfigError(f"params: {describe_value(key, problem, allowed)}")
 
 
-_ARGUMENT_NAME = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
-
-
 @contextlib.contextmanager
 def params_keys(**keys: str) -> Iterator[None]:
     """Name the params.yaml key behind a setting a library error names by its argument: an
-    `InvalidValue` about `name` becomes a parameter error about `keys[name]`, and in any other
-    `EquisegError` each `name` in backticks becomes `keys[name]`; other names pass unchanged.
+    `InvalidValue` about `name` becomes a parameter error about `keys[name]`, and any other
+    `EquisegError` names the key where it named the argument (`errors.rename_settings`).
     Also a decorator: `@params_keys(device="train.device")` on a stage's `main`."""
     try:
         yield
     except EquisegError as err:
         if isinstance(err, InvalidValue) and err.name in keys:
             raise param_error(keys[err.name], err.problem, err.allowed) from None
-        err.args = (_ARGUMENT_NAME.sub(lambda m: f"`{keys.get(m[1], m[1])}`", str(err)),)
+        rename_settings(err, keys)
         raise
 
 

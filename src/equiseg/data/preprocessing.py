@@ -6,7 +6,7 @@ functions, so a model is measured on images prepared exactly as it was trained o
 Resizing keeps the aspect (a 90-degree turn of a photograph is still a plausible photograph; a
 square resize would stretch it differently in each orientation). Images use OpenCV's INTER_AREA.
 Masks are resized as float images with the *same* interpolation and thresholded at 0.5 (a pixel at
-least half covered is foreground, as in `equiseg.geometry.rotate_mask`, and as a uint8
+least half covered is foreground, as a uint8
 image rounds 127.5 up to 128), so a mask stays on its image. Nearest-neighbour resampling by a
 factor s would pick one source pixel per output pixel, shifted by (s - 1) / 2s output pixels
 (0.375 px at 256 -> 64) from the centre of the area the image averages. Label maps of several

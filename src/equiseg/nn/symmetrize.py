@@ -63,7 +63,7 @@ class Symmetrized(nn.Module):
         output counts only where its round trip kept the canvas's own content."""
         if x.shape[-1] != x.shape[-2]:
             raise ValueError(f"c8 symmetrization needs square inputs, got {tuple(x.shape[-2:])}; "
-                             "pad them to a square canvas first (e.g. --pad-size)")
+                             "pad them to a square canvas first")
         size, count = x.shape[-1], len(C8_ANGLES)
         batch = torch.cat([rotate_batch(x, angle) for angle in C8_ANGLES])
         outputs = self.model(batch).chunk(count)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from equiseg.train.devices import select_device
+from equiseg.devices import select_device
 
 
 @dataclass(frozen=True)

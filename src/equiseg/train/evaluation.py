@@ -20,10 +20,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from equiseg.metrics import iou_counts, iou_from_counts, pooled_iou
 from equiseg.data.datasets import SegmentationDataset, rot90_turns, turn_probabilities
 from equiseg.data.transforms import build_transform
-from equiseg.train.devices import memory_format
+from equiseg.devices import memory_format
+from equiseg.metrics import iou_counts, iou_from_counts, pooled_iou
 from equiseg.train.distributed import SINGLE_PROCESS, DistContext
 from equiseg.train.loaders import evaluation_loader
 

@@ -24,9 +24,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from equiseg.devices import autocast, memory_format, pin_memory, use_bf16, use_channels_last
 from equiseg.errors import EquisegError, InvalidValue
 from equiseg.train.checkpoints import file_sha256, load_checkpoint, save_checkpoint
-from equiseg.train.devices import autocast, memory_format, pin_memory, use_bf16, use_channels_last
 from equiseg.train.distributed import SINGLE_PROCESS, DistContext
 from equiseg.train.evaluation import (
     LossFn,
