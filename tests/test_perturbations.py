@@ -11,8 +11,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from equiseg.analysis import families
-from equiseg.analysis.families import REGISTRY, Family, Plot, family_names, level_settings
-from equiseg.analysis.perturbations import Perturbation, perturb, restore, valid_regions
+from equiseg.analysis.families import (
+    REGISTRY,
+    Family,
+    Plot,
+    family_names,
+    family_settings,
+    level_settings,
+)
+from equiseg.analysis.perturbations import (
+    Perturbation,
+    build_perturbations,
+    perturb,
+    restore,
+    valid_regions,
+)
 from equiseg.analysis.summary import summarize
 from equiseg.analysis.sweep import make_predictor, run_sweep, sweep_perturbations
 from equiseg.analysis.sweep_settings import SweepConfig
@@ -127,7 +140,7 @@ def test_a_strided_cnn_is_not_shift_equivariant_at_odd_shifts_but_is_at_even_one
 # -- the sweep and the summary -------------------------------------------------------------------
 
 def test_a_pixelwise_model_is_consistent_under_whole_shifts_and_the_summary_has_them():
-    perturbations = sweep_perturbations(SweepConfig(angle_step=180.0), ["shift", "scale"])
+    perturbations = build_perturbations(["shift", "scale"], **family_settings(SweepConfig()))
     assert [p.level for p in perturbations if p.name == "shift"] == list(SweepConfig.shift)
     frame = run_sweep(make_predictor(RedIsForeground(), *NO_NORMALISATION), images(),
                       perturbations, batch_size=4).frame
@@ -190,6 +203,23 @@ def test_audit_options_refuse_unknown_families_and_bad_levels_in_the_registrys_t
     with pytest.raises(EquisegError, match="--scale .*> 0"):
         AuditOptions(scale=(1.0, -1.0)).validate()
     assert [p.name for p in AuditOptions(perturb=("shift",)).perturbations()] == ["shift"] * 7
+
+
+def test_a_family_whose_setting_a_config_lacks_is_an_error_not_a_family_without_levels(
+        monkeypatch):
+    from equiseg.audit.options import AuditOptions
+
+    def blur(x, members, levels, inside, noise):
+        return x
+
+    toy = Family("blur", False, blur, Plot("curve", "blur", "blur sigma", "blur"), setting="blur")
+    monkeypatch.setitem(families.REGISTRY, "blur", toy)
+    with pytest.raises(AttributeError, match="SweepConfig has no 'blur'.*'blur' perturbation"):
+        sweep_perturbations(SweepConfig())
+    with pytest.raises(AttributeError, match="AuditOptions has no 'blur'"):
+        AuditOptions(perturb=("blur",)).perturbations()
+    with pytest.raises(AttributeError, match="AuditOptions has no 'blur'"):
+        AuditOptions().validate()
 
 
 def test_gates_exist_for_shift_and_scale():

@@ -214,7 +214,18 @@ def test_seventy_two_angles_for_a_step_of_five_and_unknown_names_fail():
     assert len(rotation_angles(5.0)) == 72 and rotation_angles(5.0)[-1] == 355.0
     assert rotation_angles(7.0)[-1] == 357.0
     with pytest.raises(EquisegError, match="unknown perturbation 'blur'"):
-        build_perturbations(["rotate", "blur"], 5.0)
+        build_perturbations(["rotate", "blur"], angle_step=5.0)
+
+
+def test_build_perturbations_takes_each_familys_setting_by_name_and_misses_none():
+    with pytest.raises(TypeError):  # levels by position would fill settings by registry order
+        build_perturbations(["rotate"], 5.0)
+    with pytest.raises(TypeError, match="needs brightness= for the 'brightness' family"):
+        build_perturbations(["rotate", "brightness"], angle_step=90.0)
+    with pytest.raises(TypeError, match="'brightnes', no family's setting"):
+        build_perturbations(["brightness"], brightness=[0.1], brightnes=[0.2])
+    assert build_perturbations(["flip", "noise"], noise=[0.1]) == [
+        Perturbation("flip_h", 1.0), Perturbation("flip_v", 1.0), Perturbation("noise", 0.1)]
 
 
 def test_perturb_then_restore_brings_geometry_back_and_keeps_padding_black():

@@ -221,6 +221,23 @@ def level_settings() -> tuple[str, ...]:
                  if f.setting is not None and f.levels_from is None)
 
 
+def setting_families() -> dict[str, str]:
+    """Each setting (`angle_step` and the level lists) and the family whose levels it gives."""
+    return {f.setting: f.name for f in REGISTRY.values() if f.setting is not None}
+
+
+def family_settings(source: object) -> dict[str, object]:
+    """Every family's setting (`angle_step` and each level list) read off `source`, a
+    `SweepConfig` or `AuditOptions`, by name: what `build_perturbations` takes. A family whose
+    setting `source` lacks is an error, never a family silently swept at no levels."""
+    settings = setting_families()
+    missing = [setting for setting in settings if not hasattr(source, setting)]
+    if missing:
+        raise AttributeError(f"{type(source).__name__} has no {missing[0]!r}, the setting of the "
+                             f"{settings[missing[0]]!r} perturbation family; add the field")
+    return {setting: getattr(source, setting) for setting in settings}
+
+
 def curve_figures() -> dict[str, list[Family]]:
     """The families drawn as curves against their level, grouped by figure, in registry order."""
     groups: dict[str, list[Family]] = {}

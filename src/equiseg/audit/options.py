@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from equiseg.analysis.families import REGISTRY, family_names, level_settings
+from equiseg.analysis.families import REGISTRY, family_names, family_settings, level_settings
 from equiseg.analysis.frame_scores import THRESHOLD
 from equiseg.analysis.judgeable import JUDGEABLE_MAX_SHARE, JUDGEABLE_MIN_SHARE, Judgeability
 from equiseg.analysis.perturbations import Perturbation, build_perturbations
@@ -67,11 +67,12 @@ class AuditOptions:
 
     def levels(self) -> dict[str, tuple[float, ...]]:
         """Each family's level list by its setting name (brightness, ..., shift, scale)."""
-        return {key: getattr(self, key) for key in level_settings() if hasattr(self, key)}
+        settings = family_settings(self)
+        return {key: settings[key] for key in level_settings()}
 
     def perturbations(self) -> list[Perturbation]:
         """The perturbations this audit sweeps (the families of `perturb` at their levels)."""
-        return build_perturbations(self.perturb, self.angle_step, **self.levels())
+        return build_perturbations(self.perturb, **family_settings(self))
 
     @property
     def mask_classes(self) -> int:
