@@ -167,24 +167,53 @@ def test_the_command_line_offers_the_registrys_families_and_a_flag_per_level_lis
     assert {"shift", "scale"} <= set(family_names())
 
 
-def test_every_level_list_is_a_sweep_parameter_and_an_audit_option_checked_alike():
+def test_every_level_list_is_a_sweep_parameter_and_an_audit_option():
     from dataclasses import fields
 
     from equiseg.audit.options import AuditOptions
 
-    sweep_lists = {f.name: f for f in fields(SweepConfig) if f.type == "tuple[float, ...]"}
-    assert set(sweep_lists) == set(level_settings())
+    sweep_lists = {f.name for f in fields(SweepConfig) if f.type == "tuple[float, ...]"}
+    assert sweep_lists == set(level_settings())
     assert set(level_settings()) <= {f.name for f in fields(AuditOptions)}
     for key in level_settings():
-        family = next(f for f in REGISTRY.values() if f.setting == key)
-        assert bool(sweep_lists[key].metadata.get("positive")) == family.positive, key
         assert getattr(AuditOptions, key) == getattr(SweepConfig, key)
+
+
+@pytest.mark.parametrize("setting, levels, allowed", [
+    ("scale", [0.0, 1.2], "a list of numbers > 0"),
+    ("scale", [-1.0], "a list of numbers > 0"),
+    ("shift", ["one"], "a list of finite numbers"),
+    ("brightness", [float("nan")], "a list of finite numbers"),
+    ("noise", [float("inf")], "a list of finite numbers"),
+    ("contrast", [True], "a list of finite numbers"),
+])
+def test_params_and_the_audit_refuse_the_same_levels_for_the_same_reason(setting, levels,
+                                                                          allowed):
+    """One rule (`sweep_settings.check_levels`), named by the params key or by the flag."""
+    from equiseg.audit.options import AuditOptions
+    from equiseg.config import ConfigError, parse_params
+    from equiseg.errors import EquisegError
+
+    with pytest.raises(ConfigError, match=rf"'sweep\.{setting}' .*\(allowed: {allowed}\)"):
+        parse_params({"architectures": {"unet": {}, "gunet": {}}, "sweep": {setting: levels}})
+    with pytest.raises(EquisegError, match=rf"^--{setting} .*; give {allowed}$"):
+        AuditOptions(**{setting: tuple(levels)}).validate()
+
+
+def test_levels_either_face_accepts_pass_both():
+    from equiseg.audit.options import AuditOptions
+    from equiseg.config import parse_params
+
+    levels = {"scale": (0.5, 2.0), "shift": (-3.0, 0.0), "brightness": (-1.0,), "noise": ()}
+    params = parse_params({"architectures": {"unet": {}, "gunet": {}}, "sweep": levels})
+    assert params.sweep.scale == (0.5, 2.0)
+    AuditOptions(**levels).validate()
 
 
 @pytest.mark.parametrize("sweep, message", [
     ({"blur": [1.0]}, r"sweep\.blur.*shift, scale"),
     ({"scale": [0.0, 1.2]}, r"sweep\.scale.*> 0"),
-    ({"shift": ["one"]}, r"sweep\.shift.*list of numbers"),
+    ({"shift": ["one"]}, r"sweep\.shift.*list of finite numbers"),
 ])
 def test_params_refuse_unknown_families_and_bad_levels_by_name(sweep, message):
     from equiseg.config import ConfigError, parse_params
