@@ -16,9 +16,12 @@ from equiseg.analysis.perturbations import (
     restore,
     rotation_angles,
 )
+from equiseg.analysis.replicates import replicate_stats
 from equiseg.analysis.set_tables import (
     PERTURB_COLUMNS,
+    PERTURB_KEYS,
     ROTATION_COLUMNS,
+    ROTATION_KEYS,
     perturbation_table,
     rotation_table,
     set_statistics,
@@ -35,6 +38,7 @@ from equiseg.analysis.sweep_settings import SweepConfig
 from equiseg.errors import EquisegError
 from equiseg.geometry import footprint, pad_to_square
 from equiseg.nn.models import build_model
+from equiseg.report.run_results import PERTURB_OVER_SEEDS, ROTATION_OVER_SEEDS
 
 NO_NORMALISATION = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 QUARTERS_AND_45 = build_perturbations(["rotate", "flip"], angle_step=45.0)
@@ -183,6 +187,11 @@ def test_tables_have_the_contract_columns_and_summaries_the_contract_keys():
         frame[frame["perturbation"] == "rotate"].groupby("level")["iou_gt"].min().tolist())
     perturb_rows = perturbation_table(frame)
     assert tuple(perturb_rows.columns) == PERTURB_COLUMNS
+    # the stage writes them over seeds; the report requires exactly what that file holds
+    over_seeds = replicate_stats(pd.concat([rotation, rotation]), by=ROTATION_KEYS)
+    assert tuple(over_seeds.columns) == ROTATION_OVER_SEEDS
+    over_seeds = replicate_stats(pd.concat([perturb_rows, perturb_rows]), by=PERTURB_KEYS)
+    assert tuple(over_seeds.columns) == PERTURB_OVER_SEEDS
     assert perturb_rows["perturbation"].unique().tolist() == [
         "flip_h", "flip_v", "brightness", "contrast", "noise", "shift", "scale"]
     assert set(equivariance_summary(frame, 1e-4, 1e-4)) == {
