@@ -251,6 +251,36 @@ def test_a_family_whose_setting_a_config_lacks_is_an_error_not_a_family_without_
         AuditOptions().validate()
 
 
+def test_no_library_module_but_the_registry_lists_family_or_member_names():
+    """Family and member names are spelled in `families.py`; elsewhere the library reads them from
+    the registry (a single family named for what only it has, such as `rotate`'s angles, is
+    fine). `nn/` is left out: the D4 group names its own elements flip_h and flip_v."""
+    import ast
+    from pathlib import Path
+
+    src = Path(families.__file__).parents[1]
+    names = set(family_names()) | {m for f in REGISTRY.values() for m in f.member_names}
+    multi = {m for f in REGISTRY.values() if len(f.member_names) > 1 for m in f.member_names}
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        if path.name == "families.py" or path.parent.name == "nn":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                listed = {e.value for e in node.elts if isinstance(e, ast.Constant)} & names
+                if len(listed) > 1:
+                    found.append(f"{path.name}:{node.lineno}: {sorted(listed)}")
+            elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                  and id(node) not in docstrings
+                  and any(node.value == m or node.value.startswith(m + "_") for m in multi)):
+                found.append(f"{path.name}:{node.lineno}: {node.value!r}")
+    assert not found, "\n".join(found)
+
+
 def test_gates_exist_for_shift_and_scale():
     from equiseg.analysis.gate_figures import GATE_METRICS, GATE_NEEDS
 
