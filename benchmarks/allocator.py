@@ -62,7 +62,7 @@ def workload(path: str) -> float:
         items = butterflies(4, 64)
         predict = make_predictor(model.eval(), IMAGENET_MEAN, IMAGENET_STD, channels_last=True)
         start = time.perf_counter()
-        run_sweep(predict, items, build_perturbations(["rotate"], 5.0), 16, torch.device("cpu"))
+        run_sweep(predict, items, build_perturbations(["rotate"], angle_step=5.0), 16, torch.device("cpu"))
         images = len(items)
     return images / (time.perf_counter() - start)
 

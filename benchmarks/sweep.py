@@ -76,7 +76,7 @@ def main() -> None:
         return make_predictor(model, IMAGENET_MEAN, IMAGENET_STD,
                               channels_last=params.sweep.channels_last)
 
-    rotations = build_perturbations(["rotate"], 5.0)
+    rotations = build_perturbations(["rotate"], angle_step=5.0)
     batch = params.sweep.batch_size
     if "single" not in args.skip:
         item = butterflies(1, args.single_size)

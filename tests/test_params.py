@@ -147,3 +147,28 @@ def test_an_architecture_section_may_set_only_what_changes():
     assert params.architecture("unet").filters == (8, 8, 16, 16)
     with pytest.raises(ConfigError, match="architectures.resnet' is not a known model"):
         parse_params({"architectures": {"unet": {}, "gunet": {}, "resnet": {}}})
+
+
+@pytest.mark.parametrize("atol, rtol, refused", [
+    (0.0, 0.0, None),  # bitwise-equal outputs: the strictest check, and a legitimate one
+    (1e-4, 0.5, None),
+    (-1e-6, 0.0, "atol"), (float("inf"), 0.0, "atol"), (float("nan"), 0.0, "atol"),
+    (0.0, 1.0, "rtol"),  # atol + 1 x max|reference| would call an output of zeros exact
+    (0.0, -0.1, "rtol"), (0.0, float("nan"), "rtol"), (True, 0.0, "atol"),
+])
+def test_params_and_the_audit_hold_the_exactness_tolerance_to_one_rule(atol, rtol, refused):
+    """`sweep_settings.check_tolerance`, named by the params key or by the audit's flag."""
+    from equiseg.audit.options import AuditOptions
+    from equiseg.errors import EquisegError
+
+    sweep = {"exact_atol": atol, "exact_rtol": rtol}
+    options = AuditOptions(atol=atol, rtol=rtol)
+    if refused is None:
+        assert parse_params({"architectures": {"unet": {}, "gunet": {}}, "sweep": sweep})
+        options.validate()
+        return
+    allowed = "a finite number >= 0" if refused == "atol" else r"a number in \[0, 1\)"
+    with pytest.raises(ConfigError, match=rf"'sweep\.exact_{refused}' .*\(allowed: {allowed}\)"):
+        parse_params({"architectures": {"unet": {}, "gunet": {}}, "sweep": sweep})
+    with pytest.raises(EquisegError, match=rf"^--{refused} is .*; give {allowed}$"):
+        options.validate()

@@ -11,8 +11,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from equiseg.analysis import families
-from equiseg.analysis.families import REGISTRY, Family, Plot, family_names, level_settings
-from equiseg.analysis.perturbations import Perturbation, perturb, restore, valid_regions
+from equiseg.analysis.families import (
+    REGISTRY,
+    Family,
+    Plot,
+    family_names,
+    family_settings,
+    level_settings,
+)
+from equiseg.analysis.perturbations import (
+    Perturbation,
+    build_perturbations,
+    perturb,
+    restore,
+    valid_regions,
+)
 from equiseg.analysis.summary import summarize
 from equiseg.analysis.sweep import make_predictor, run_sweep, sweep_perturbations
 from equiseg.analysis.sweep_settings import SweepConfig
@@ -127,7 +140,7 @@ def test_a_strided_cnn_is_not_shift_equivariant_at_odd_shifts_but_is_at_even_one
 # -- the sweep and the summary -------------------------------------------------------------------
 
 def test_a_pixelwise_model_is_consistent_under_whole_shifts_and_the_summary_has_them():
-    perturbations = sweep_perturbations(SweepConfig(angle_step=180.0), ["shift", "scale"])
+    perturbations = build_perturbations(["shift", "scale"], **family_settings(SweepConfig()))
     assert [p.level for p in perturbations if p.name == "shift"] == list(SweepConfig.shift)
     frame = run_sweep(make_predictor(RedIsForeground(), *NO_NORMALISATION), images(),
                       perturbations, batch_size=4).frame
@@ -154,24 +167,53 @@ def test_the_command_line_offers_the_registrys_families_and_a_flag_per_level_lis
     assert {"shift", "scale"} <= set(family_names())
 
 
-def test_every_level_list_is_a_sweep_parameter_and_an_audit_option_checked_alike():
+def test_every_level_list_is_a_sweep_parameter_and_an_audit_option():
     from dataclasses import fields
 
     from equiseg.audit.options import AuditOptions
 
-    sweep_lists = {f.name: f for f in fields(SweepConfig) if f.type == "tuple[float, ...]"}
-    assert set(sweep_lists) == set(level_settings())
+    sweep_lists = {f.name for f in fields(SweepConfig) if f.type == "tuple[float, ...]"}
+    assert sweep_lists == set(level_settings())
     assert set(level_settings()) <= {f.name for f in fields(AuditOptions)}
     for key in level_settings():
-        family = next(f for f in REGISTRY.values() if f.setting == key)
-        assert bool(sweep_lists[key].metadata.get("positive")) == family.positive, key
         assert getattr(AuditOptions, key) == getattr(SweepConfig, key)
+
+
+@pytest.mark.parametrize("setting, levels, allowed", [
+    ("scale", [0.0, 1.2], "a list of numbers > 0"),
+    ("scale", [-1.0], "a list of numbers > 0"),
+    ("shift", ["one"], "a list of finite numbers"),
+    ("brightness", [float("nan")], "a list of finite numbers"),
+    ("noise", [float("inf")], "a list of finite numbers"),
+    ("contrast", [True], "a list of finite numbers"),
+])
+def test_params_and_the_audit_refuse_the_same_levels_for_the_same_reason(setting, levels,
+                                                                          allowed):
+    """One rule (`sweep_settings.check_levels`), named by the params key or by the flag."""
+    from equiseg.audit.options import AuditOptions
+    from equiseg.config import ConfigError, parse_params
+    from equiseg.errors import EquisegError
+
+    with pytest.raises(ConfigError, match=rf"'sweep\.{setting}' .*\(allowed: {allowed}\)"):
+        parse_params({"architectures": {"unet": {}, "gunet": {}}, "sweep": {setting: levels}})
+    with pytest.raises(EquisegError, match=rf"^--{setting} .*; give {allowed}$"):
+        AuditOptions(**{setting: tuple(levels)}).validate()
+
+
+def test_levels_either_face_accepts_pass_both():
+    from equiseg.audit.options import AuditOptions
+    from equiseg.config import parse_params
+
+    levels = {"scale": (0.5, 2.0), "shift": (-3.0, 0.0), "brightness": (-1.0,), "noise": ()}
+    params = parse_params({"architectures": {"unet": {}, "gunet": {}}, "sweep": levels})
+    assert params.sweep.scale == (0.5, 2.0)
+    AuditOptions(**levels).validate()
 
 
 @pytest.mark.parametrize("sweep, message", [
     ({"blur": [1.0]}, r"sweep\.blur.*shift, scale"),
     ({"scale": [0.0, 1.2]}, r"sweep\.scale.*> 0"),
-    ({"shift": ["one"]}, r"sweep\.shift.*list of numbers"),
+    ({"shift": ["one"]}, r"sweep\.shift.*list of finite numbers"),
 ])
 def test_params_refuse_unknown_families_and_bad_levels_by_name(sweep, message):
     from equiseg.config import ConfigError, parse_params
@@ -190,6 +232,53 @@ def test_audit_options_refuse_unknown_families_and_bad_levels_in_the_registrys_t
     with pytest.raises(EquisegError, match="--scale .*> 0"):
         AuditOptions(scale=(1.0, -1.0)).validate()
     assert [p.name for p in AuditOptions(perturb=("shift",)).perturbations()] == ["shift"] * 7
+
+
+def test_a_family_whose_setting_a_config_lacks_is_an_error_not_a_family_without_levels(
+        monkeypatch):
+    from equiseg.audit.options import AuditOptions
+
+    def blur(x, members, levels, inside, noise):
+        return x
+
+    toy = Family("blur", False, blur, Plot("curve", "blur", "blur sigma", "blur"), setting="blur")
+    monkeypatch.setitem(families.REGISTRY, "blur", toy)
+    with pytest.raises(AttributeError, match="SweepConfig has no 'blur'.*'blur' perturbation"):
+        sweep_perturbations(SweepConfig())
+    with pytest.raises(AttributeError, match="AuditOptions has no 'blur'"):
+        AuditOptions(perturb=("blur",)).perturbations()
+    with pytest.raises(AttributeError, match="AuditOptions has no 'blur'"):
+        AuditOptions().validate()
+
+
+def test_no_library_module_but_the_registry_lists_family_or_member_names():
+    """Family and member names are spelled in `families.py`; elsewhere the library reads them from
+    the registry (a single family named for what only it has, such as `rotate`'s angles, is
+    fine). `nn/` is left out: the D4 group names its own elements flip_h and flip_v."""
+    import ast
+    from pathlib import Path
+
+    src = Path(families.__file__).parents[1]
+    names = set(family_names()) | {m for f in REGISTRY.values() for m in f.member_names}
+    multi = {m for f in REGISTRY.values() if len(f.member_names) > 1 for m in f.member_names}
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        if path.name == "families.py" or path.parent.name == "nn":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                listed = {e.value for e in node.elts if isinstance(e, ast.Constant)} & names
+                if len(listed) > 1:
+                    found.append(f"{path.name}:{node.lineno}: {sorted(listed)}")
+            elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                  and id(node) not in docstrings
+                  and any(node.value == m or node.value.startswith(m + "_") for m in multi)):
+                found.append(f"{path.name}:{node.lineno}: {node.value!r}")
+    assert not found, "\n".join(found)
 
 
 def test_gates_exist_for_shift_and_scale():

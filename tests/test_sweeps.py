@@ -16,9 +16,12 @@ from equiseg.analysis.perturbations import (
     restore,
     rotation_angles,
 )
+from equiseg.analysis.replicates import replicate_stats
 from equiseg.analysis.set_tables import (
     PERTURB_COLUMNS,
+    PERTURB_KEYS,
     ROTATION_COLUMNS,
+    ROTATION_KEYS,
     perturbation_table,
     rotation_table,
     set_statistics,
@@ -35,6 +38,7 @@ from equiseg.analysis.sweep_settings import SweepConfig
 from equiseg.errors import EquisegError
 from equiseg.geometry import footprint, pad_to_square
 from equiseg.nn.models import build_model
+from equiseg.report.run_results import PERTURB_OVER_SEEDS, ROTATION_OVER_SEEDS
 
 NO_NORMALISATION = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 QUARTERS_AND_45 = build_perturbations(["rotate", "flip"], angle_step=45.0)
@@ -183,6 +187,11 @@ def test_tables_have_the_contract_columns_and_summaries_the_contract_keys():
         frame[frame["perturbation"] == "rotate"].groupby("level")["iou_gt"].min().tolist())
     perturb_rows = perturbation_table(frame)
     assert tuple(perturb_rows.columns) == PERTURB_COLUMNS
+    # the stage writes them over seeds; the report requires exactly what that file holds
+    over_seeds = replicate_stats(pd.concat([rotation, rotation]), by=ROTATION_KEYS)
+    assert tuple(over_seeds.columns) == ROTATION_OVER_SEEDS
+    over_seeds = replicate_stats(pd.concat([perturb_rows, perturb_rows]), by=PERTURB_KEYS)
+    assert tuple(over_seeds.columns) == PERTURB_OVER_SEEDS
     assert perturb_rows["perturbation"].unique().tolist() == [
         "flip_h", "flip_v", "brightness", "contrast", "noise", "shift", "scale"]
     assert set(equivariance_summary(frame, 1e-4, 1e-4)) == {
@@ -214,7 +223,18 @@ def test_seventy_two_angles_for_a_step_of_five_and_unknown_names_fail():
     assert len(rotation_angles(5.0)) == 72 and rotation_angles(5.0)[-1] == 355.0
     assert rotation_angles(7.0)[-1] == 357.0
     with pytest.raises(EquisegError, match="unknown perturbation 'blur'"):
-        build_perturbations(["rotate", "blur"], 5.0)
+        build_perturbations(["rotate", "blur"], angle_step=5.0)
+
+
+def test_build_perturbations_takes_each_familys_setting_by_name_and_misses_none():
+    with pytest.raises(TypeError):  # levels by position would fill settings by registry order
+        build_perturbations(["rotate"], 5.0)
+    with pytest.raises(TypeError, match="needs brightness= for the 'brightness' family"):
+        build_perturbations(["rotate", "brightness"], angle_step=90.0)
+    with pytest.raises(TypeError, match="'brightnes', no family's setting"):
+        build_perturbations(["brightness"], brightness=[0.1], brightnes=[0.2])
+    assert build_perturbations(["flip", "noise"], noise=[0.1]) == [
+        Perturbation("flip_h", 1.0), Perturbation("flip_v", 1.0), Perturbation("noise", 0.1)]
 
 
 def test_perturb_then_restore_brings_geometry_back_and_keeps_padding_black():
@@ -244,7 +264,7 @@ def test_batch_size_does_not_change_the_numbers():
     assert not math.isnan(float(one["psnr_db"].mean()))
 
 
-@pytest.mark.parametrize("key, value", [("gif", "yes"), ("exact_atol", 0), ("samples", -1),
+@pytest.mark.parametrize("key, value", [("gif", "yes"), ("exact_atol", -1e-6), ("samples", -1),
                                         ("noise", ["a"]), ("channels_last", 1)])
 def test_sweep_parameters_are_validated_by_name(key, value):
     from equiseg.config import ConfigError, parse_params

@@ -7,7 +7,8 @@ the others one, their own name). The sweep (`equiseg.analysis.perturbations`, `.
 summary, the audit, both reports and the command line read this registry, so a new family is
 one `Family(...)` entry here and its test (plus its level list in
 `equiseg.analysis.sweep_settings.SweepConfig` and `equiseg.audit.options.AuditOptions` when it
-has one).
+has one; which values a level list may hold is checked there, by `check_levels`, which the
+parameter schema can read without torch).
 
 A geometric family moves pixels: a perfect model's prediction moves with them, so it is undone
 on the prediction before scoring (equivariance), and scored only where the round trip kept
@@ -25,7 +26,7 @@ canvas centre (> 1 zooms in). See `equiseg.analysis.warps` for shifts and zooms.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -71,7 +72,6 @@ class Family:
     identity: float | None = None  # the level that changes nothing
     members: tuple[str, ...] = ()  # () = (name,)
     fixed_levels: tuple[tuple[str, float], ...] = ()  # (member, level) when it has no setting
-    positive: bool = False  # levels must be > 0
     levels_from: Callable[[object], list[tuple[str, float]]] | None = field(default=None)
 
     @property
@@ -85,15 +85,6 @@ class Family:
         if self.setting is None:
             return list(self.fixed_levels)
         return [(self.name, float(v)) for v in (value or ())]
-
-    def bad_levels(self, levels: Sequence[float]) -> str | None:
-        """Why these levels cannot be swept (None when they can)."""
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-               for v in levels):
-            return "levels must be finite numbers"
-        if self.positive and any(v <= 0 for v in levels):
-            return "levels must be > 0"
-        return None
 
 
 def rotation_angles(step: float) -> list[float]:
@@ -189,8 +180,7 @@ REGISTRY: dict[str, Family] = {family.name: family for family in (
            Plot("curve", "shift", "shift (pixels right and down)", "shift"),
            inverse=_unshift, valid=_round_trip(_shift, _unshift), setting="shift", identity=0.0),
     Family("scale", True, _zoom, Plot("curve", "scale", "zoom factor (> 1 zooms in)", "scale"),
-           inverse=_unzoom, valid=_round_trip(_zoom, _unzoom), setting="scale", identity=1.0,
-           positive=True),
+           inverse=_unzoom, valid=_round_trip(_zoom, _unzoom), setting="scale", identity=1.0),
 )}
 
 
@@ -219,6 +209,23 @@ def level_settings() -> tuple[str, ...]:
     and `--<setting>` flags of the same name."""
     return tuple(f.setting for f in REGISTRY.values()
                  if f.setting is not None and f.levels_from is None)
+
+
+def setting_families() -> dict[str, str]:
+    """Each setting (`angle_step` and the level lists) and the family whose levels it gives."""
+    return {f.setting: f.name for f in REGISTRY.values() if f.setting is not None}
+
+
+def family_settings(source: object) -> dict[str, object]:
+    """Every family's setting (`angle_step` and each level list) read off `source`, a
+    `SweepConfig` or `AuditOptions`, by name: what `build_perturbations` takes. A family whose
+    setting `source` lacks is an error, never a family silently swept at no levels."""
+    settings = setting_families()
+    missing = [setting for setting in settings if not hasattr(source, setting)]
+    if missing:
+        raise AttributeError(f"{type(source).__name__} has no {missing[0]!r}, the setting of the "
+                             f"{settings[missing[0]]!r} perturbation family; add the field")
+    return {setting: getattr(source, setting) for setting in settings}
 
 
 def curve_figures() -> dict[str, list[Family]]:

@@ -21,9 +21,9 @@ from equiseg.analysis.families import (
     Family,
     family_names,
     family_of,
-    level_settings,
     member_names,
     rotation_angles,
+    setting_families,
 )
 from equiseg.errors import EquisegError
 
@@ -61,25 +61,30 @@ class Perturbation:
 IDENTITY = Perturbation("rotate", 0.0)
 
 
-def build_perturbations(families: Sequence[str], angle_step: float = 5.0,
-                        *positional: Sequence[float],
-                        **levels: Sequence[float]) -> list[Perturbation]:
-    """The perturbations of each family asked for, in the registry's order.
-
-    `levels` gives each family's level list by its setting (`brightness=[...]`, `shift=[...]`);
-    level lists given by position after `angle_step` fill the settings in registry order
-    (brightness, contrast, noise, ...). A family without levels contributes nothing.
+def build_perturbations(families: Sequence[str], **settings: object) -> list[Perturbation]:
+    """The perturbations of each family asked for, in the registry's order, each at the levels
+    of its setting, given by name: `angle_step=5.0` for rotate, `brightness=[...]`, `shift=[...]`
+    (`family_settings(sweep_config)` gives them all). A family asked for without its setting,
+    or a setting no family has, is an error: no family is silently swept at no levels.
     """
     unknown = [name for name in families if name not in REGISTRY]
     if unknown:
         raise EquisegError(f"unknown perturbation {unknown[0]!r}; choose from "
                            f"{', '.join(family_names())}")
-    given = {**dict(zip(level_settings(), positional)), **levels, "angle_step": angle_step}
+    known = setting_families()
+    stray = [key for key in settings if key not in known]
+    if stray:
+        raise TypeError(f"build_perturbations() got {stray[0]!r}, no family's setting; settings "
+                        f"are {', '.join(known)}")
     chosen: list[Perturbation] = []
     for family in REGISTRY.values():
-        if family.name in families:
-            value = given.get(family.setting) if family.setting else None
-            chosen += [Perturbation(m, level) for m, level in family.levels(value)]
+        if family.name not in families:
+            continue
+        if family.setting is not None and family.setting not in settings:
+            raise TypeError(f"build_perturbations() needs {family.setting}= for the "
+                            f"{family.name!r} family")
+        value = settings[family.setting] if family.setting is not None else None
+        chosen += [Perturbation(m, level) for m, level in family.levels(value)]
     return chosen
 
 

@@ -42,8 +42,13 @@ def replicate_stats(per_seed: pd.DataFrame, by: Sequence[str] = (),
         n = pd.Series([len(values)])
     stats = pd.concat([mean, sd.add_suffix(SD_SUFFIX)], axis=1)
     stats["n"] = n.to_numpy()
-    ordered = [c for column in columns for c in (column, column + SD_SUFFIX)] + ["n"]
-    return stats[ordered].reset_index(drop=not by)
+    return stats[list(stats_columns(columns))].reset_index(drop=not by)
+
+
+def stats_columns(columns: Sequence[str], by: Sequence[str] = ()) -> tuple[str, ...]:
+    """The columns of `replicate_stats(per_seed, by, columns)`, in order: `by`, then each
+    column and its sd, then `n`."""
+    return (*by, *(c for column in columns for c in (column, column + SD_SUFFIX)), "n")
 
 
 def differs_beyond_spread(mean_a: float, sd_a: float, mean_b: float, sd_b: float) -> bool | None:

@@ -16,8 +16,12 @@ from equiseg.metrics import pooled_psnr_db
 SET_COLUMNS = ("set_iou_gt_mean", "set_iou_gt_std", "set_iou_gt_min", "set_iou_consistency_mean",
                "set_iou_consistency_std", "set_iou_consistency_min", "set_mad_mean",
                "set_psnr_db_mean", "set_psnr_db_pooled")
-ROTATION_COLUMNS = ("angle", "iou_gt", "iou_consistency", "mad", "psnr_db", *SET_COLUMNS)
-PERTURB_COLUMNS = ("perturbation", "level", *SET_COLUMNS)
+# One seed's tables, each row keyed by its first column(s) (`ROTATION_KEYS`, `PERTURB_KEYS`); the
+# stage writes their statistics over seeds (`replicate_stats(..., by=keys)`), which the report reads.
+ROTATION_KEYS = ("angle",)
+ROTATION_COLUMNS = (*ROTATION_KEYS, "iou_gt", "iou_consistency", "mad", "psnr_db", *SET_COLUMNS)
+PERTURB_KEYS = ("perturbation", "level")
+PERTURB_COLUMNS = (*PERTURB_KEYS, *SET_COLUMNS)
 
 
 def identity_rows(frame: pd.DataFrame) -> pd.Series:
@@ -55,7 +59,7 @@ def set_statistics(frame: pd.DataFrame) -> pd.DataFrame:
 
 def rotation_table(frame: pd.DataFrame, chosen: str | None = None) -> pd.DataFrame:
     """Per angle, the set's statistics (what angle figures plot) and, when `chosen` names an image,
-    that image's own metrics (`plots/rotation/*.csv` of the stage, in ROTATION_COLUMNS)."""
+    that image's own metrics (one seed's `plots/rotation/*.csv`, in ROTATION_COLUMNS)."""
     rotations = frame[frame["perturbation"] == "rotate"]
     if rotations.empty:
         raise ValueError("the sweep has no rotations")
@@ -71,7 +75,8 @@ def rotation_table(frame: pd.DataFrame, chosen: str | None = None) -> pd.DataFra
 
 
 def perturbation_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """`plots/perturb/*.csv`: per non-rotation perturbation and level, the set's statistics."""
+    """One seed's `plots/perturb/*.csv` (PERTURB_COLUMNS): per non-rotation perturbation and
+    level, the set's statistics."""
     others = frame[frame["perturbation"] != "rotate"]
     if others.empty:
         return pd.DataFrame(columns=list(PERTURB_COLUMNS))

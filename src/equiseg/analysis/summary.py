@@ -41,6 +41,8 @@ from equiseg.analysis.exactness import (
 from equiseg.analysis.judgeable import Judgeability, judge_frame, verdict
 from equiseg.analysis.set_tables import identity_rows, pooled_db, set_statistics
 
+# the columns of `equivariance_summary` with each mirror flip's worst consistency IoU
+FLIP_CONSISTENCY = {flip: f"{flip}_consistency_iou" for flip in FLIPS}
 # what a rotation's figures add when the model's group is known (`_group_figures`)
 GROUP_KEYS = ("group_turn", "exact_at_group_angles", "consistency_iou_at_group_angles_off_grid",
               "consistency_iou_off_group_angles")
@@ -238,7 +240,7 @@ def equivariance_summary(frame: pd.DataFrame, atol: float, rtol: float,
     summary = summarize(frame, atol, rtol, worst_images=0, group_turn=group_turn)
     rotate = summary["perturbations"]["rotate"]
     by_gt = rotate["worst_iou_gt_level"] is not None
-    flips = summary["perturbations"]
+    found = summary["perturbations"]
     return {
         "worst_angle": rotate["worst_iou_gt_level"] if by_gt else rotate["worst_level"],
         "worst_angle_iou": rotate["worst_mean_iou_gt"] if by_gt else rotate["worst_consistency_iou"],
@@ -249,7 +251,7 @@ def equivariance_summary(frame: pd.DataFrame, atol: float, rtol: float,
         "psnr_db_pooled_off_grid": rotate["psnr_db_pooled_off_grid"],
         "exact_at_90_multiples": rotate["exact_at_90_multiples"],
         **{key: rotate.get(key) for key in GROUP_KEYS},
-        "flip_h_consistency_iou": flips.get("flip_h", {}).get("worst_consistency_iou"),
-        "flip_v_consistency_iou": flips.get("flip_v", {}).get("worst_consistency_iou"),
+        **{column: found.get(flip, {}).get("worst_consistency_iou")
+           for flip, column in FLIP_CONSISTENCY.items()},
         "degenerate_images": summary["degenerate_images"],
     }

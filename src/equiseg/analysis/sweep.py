@@ -46,7 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from equiseg.analysis.adapters import ModelOutputError, OutputAdapter
-from equiseg.analysis.families import REGISTRY, level_settings
+from equiseg.analysis.families import REGISTRY, family_settings
 from equiseg.analysis.frame_scores import reference_facts, score_restored
 from equiseg.analysis.perturbations import (
     IDENTITY,
@@ -273,12 +273,9 @@ def run_sweep(predict: Predict, images: Iterable[SweepImage],
     return SweepResult(frame[first + [c for c in frame.columns if c not in first]], kept)
 
 
-def sweep_perturbations(sweep: SweepConfig, families: Sequence[str] | None = None,
-                        angle_step: float | None = None) -> list[Perturbation]:
+def sweep_perturbations(sweep: SweepConfig) -> list[Perturbation]:
     """The perturbations a SweepConfig asks for: every family of the registry
-    (`equiseg.analysis.families`; flips only if `sweep.flips`) unless `families` names some,
-    each at the levels of its `sweep.<setting>`."""
-    if families is None:
-        families = [f for f in REGISTRY if f != "flip" or sweep.flips]
-    levels = {key: getattr(sweep, key) for key in level_settings() if hasattr(sweep, key)}
-    return build_perturbations(families, angle_step or sweep.angle_step, **levels)
+    (`equiseg.analysis.families`; flips only if `sweep.flips`), each at the levels of its
+    setting (`sweep.angle_step`, `sweep.<level list>`)."""
+    families = [f for f in REGISTRY if f != "flip" or sweep.flips]
+    return build_perturbations(families, **family_settings(sweep))

@@ -1,12 +1,20 @@
 """The settings of a perturbation sweep and their defaults: what the rotation_sweep stage reads
 from params.yaml's `sweep` section and what `equiseg audit` starts from, so the two sweep the same
 angles and levels unless told otherwise. One level list per family of `equiseg.analysis.families`
-that has one (its `setting`). Plain Python, no torch: the parameter schema reads it.
+that has one (its `setting`). Plain Python, no torch: the parameter schema reads it, so the rules
+on a level list and on the exactness tolerance live here, one function each, which the schema
+and the audit's options both call (`check_levels`, `check_tolerance`).
 """
 
 from __future__ import annotations  # field types stay strings: the schema finds the level lists
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
+
+from equiseg.errors import InvalidValue
+
+# Level lists whose levels must be > 0: zoom factors (a zoom by f is undone by one by 1 / f).
+POSITIVE_LEVELS = frozenset({"scale"})
 
 
 @dataclass(frozen=True)
@@ -22,8 +30,7 @@ class SweepConfig:
     noise: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
     # pixels right and down (whole and fractional); zoom factors about the centre (> 1 zooms in)
     shift: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0, 4.5, 8.0)
-    scale: tuple[float, ...] = field(default=(0.8, 0.9, 1.0, 1.1, 1.25),
-                                     metadata={"positive": True})
+    scale: tuple[float, ...] = (0.8, 0.9, 1.0, 1.1, 1.25)
     max_images: int = 0  # 0 = the whole validation set
     gif: bool = True
     samples: int = 4  # validation images in the sample grid
@@ -32,3 +39,30 @@ class SweepConfig:
     exact_atol: float = 1e-4
     exact_rtol: float = 1e-4
     channels_last: bool = True  # NHWC inference: faster for our U-Nets on CPU and GPU
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_levels(setting: str, levels: object) -> None:
+    """Refuse `levels` as the level list `setting` (brightness, ..., shift, scale) unless it is a
+    list of finite numbers, each > 0 where the setting is in `POSITIVE_LEVELS`; `InvalidValue`
+    names `setting`."""
+    positive = setting in POSITIVE_LEVELS
+    if (isinstance(levels, (str, bytes)) or not isinstance(levels, (list, tuple))
+            or not all(_number(v) for v in levels) or (positive and any(v <= 0 for v in levels))):
+        shown = list(levels) if isinstance(levels, tuple) else levels
+        raise InvalidValue(setting, f"is {shown!r}",
+                           "a list of numbers > 0" if positive else "a list of finite numbers")
+
+
+def check_tolerance(atol: object, rtol: object) -> None:
+    """Refuse an exactness tolerance (`equiseg.analysis.exactness`: exact when every |raw
+    difference| <= atol + rtol x the largest |raw output|) unless `atol` is a finite number >= 0
+    and `rtol` a number in [0, 1). Both 0 ask for bitwise-equal outputs, a legitimate strict
+    check; rtol >= 1 would call an output of zeros exact (|0 - reference| <= max |reference|)."""
+    if not _number(atol) or atol < 0:
+        raise InvalidValue("atol", f"is {atol!r}", "a finite number >= 0")
+    if not _number(rtol) or not 0 <= rtol < 1:
+        raise InvalidValue("rtol", f"is {rtol!r}", "a number in [0, 1)")

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from equiseg.analysis.perturbations import build_perturbations
 from equiseg.audit.images import audit_images
 from equiseg.audit.models import load_model, model_name
 from equiseg.audit.options import FLAG_NAMES, AuditOptions, options_from, resolve_device
@@ -80,9 +79,7 @@ def audit_with(model: Model, images: Images, masks: Images | None, settings: Aud
                weights: str | Path | None = None, model_kwargs: Mapping[str, Any] | None = None,
                seed: int = 0) -> AuditResult:
     """`audit` with its options already gathered (what the command line calls)."""
-    settings.validate()
-    build_perturbations(settings.perturb, settings.angle_step, settings.brightness,
-                        settings.contrast, settings.noise)  # unknown names refused before work
+    settings.validate()  # unknown perturbations and bad levels refused before any work
     device = resolve_device(settings.device) if settings.device else None
     found = audit_images(images, masks, settings)
     loaded = load_model(model, weights, device, model_kwargs, seed)

@@ -9,9 +9,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from equiseg.analysis.exactness import FLIPS
+from equiseg.analysis.families import rotation_angles
 from equiseg.analysis.gate_figures import GATE_METRICS, GATE_NEEDS, gate_value
 from equiseg.analysis.judgeable import CANNOT_JUDGE, not_judgeable_text
-from equiseg.analysis.perturbations import build_perturbations
 from equiseg.audit.options import EXACT_GROUPS, AuditOptions
 from equiseg.errors import EquisegError
 
@@ -51,7 +51,7 @@ def check_gates(gate: GateSpec, options: AuditOptions, has_masks: bool) -> None:
         if missing:
             raise EquisegError(f"--require-exact {gate.require_exact}: needs --perturb with "
                                f"{' and '.join(missing)}")
-        angles = [p.level for p in build_perturbations(["rotate"], options.angle_step)]
+        angles = rotation_angles(options.angle_step)
         if not any(angle % 90 == 0 and angle % 360 for angle in angles):
             raise EquisegError(f"--require-exact: --angle-step {options.angle_step:g} never "
                                "lands on 90 degrees; use a divisor of 90")

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from equiseg.analysis.families import REGISTRY, family_names, level_settings
+from equiseg.analysis.families import REGISTRY, family_names, family_settings, level_settings
 from equiseg.analysis.frame_scores import THRESHOLD
 from equiseg.analysis.judgeable import JUDGEABLE_MAX_SHARE, JUDGEABLE_MIN_SHARE, Judgeability
 from equiseg.analysis.perturbations import Perturbation, build_perturbations
-from equiseg.analysis.sweep_settings import SweepConfig
+from equiseg.analysis.sweep_settings import SweepConfig, check_levels, check_tolerance
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
-from equiseg.errors import EquisegError
+from equiseg.errors import EquisegError, InvalidValue
 from equiseg.nn.symmetrize import SYMMETRY_GROUPS
 
 EXACT_GROUPS = ("p4", "p4m")  # --require-exact: rotations by 90 degrees; p4m also the flips
@@ -65,13 +65,9 @@ class AuditOptions:
         return Judgeability(self.judgeable_min_share, self.judgeable_max_share,
                             self.allow_degenerate)
 
-    def levels(self) -> dict[str, tuple[float, ...]]:
-        """Each family's level list by its setting name (brightness, ..., shift, scale)."""
-        return {key: getattr(self, key) for key in level_settings() if hasattr(self, key)}
-
     def perturbations(self) -> list[Perturbation]:
         """The perturbations this audit sweeps (the families of `perturb` at their levels)."""
-        return build_perturbations(self.perturb, self.angle_step, **self.levels())
+        return build_perturbations(self.perturb, **family_settings(self))
 
     @property
     def mask_classes(self) -> int:
@@ -91,16 +87,15 @@ class AuditOptions:
         if unknown:
             raise EquisegError(f"--perturb: unknown perturbation {unknown[0]!r}; choose from "
                                f"{','.join(family_names())}")
-        by_setting = {f.setting: f for f in REGISTRY.values() if f.setting}
-        for key, levels in self.levels().items():
-            problem = by_setting[key].bad_levels(levels)
-            if problem:
-                raise EquisegError(f"--{key} is {','.join(map(str, levels))}: {problem}")
+        try:  # the sweep's own rules (the params.yaml check calls the same two)
+            settings = family_settings(self)
+            for key in level_settings():
+                check_levels(key, settings[key])
+            check_tolerance(self.atol, self.rtol)
+        except InvalidValue as err:
+            raise EquisegError(f"--{err.name} {err.problem}; give {err.allowed}") from None
         if not 0 < self.angle_step <= 360:
             raise EquisegError(f"--angle-step is {self.angle_step:g}; give a number in (0, 360]")
-        for flag, number in (("--atol", self.atol), ("--rtol", self.rtol)):
-            if number < 0:
-                raise EquisegError(f"{flag} is {number:g}; give a number >= 0")
         if any(s <= 0 for s in self.std):
             raise EquisegError(f"--std has a value <= 0 ({self.std}); give positive numbers")
         if len(self.mean) != len(self.std):

@@ -8,13 +8,14 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from equiseg.analysis.sweep_settings import SweepConfig
+from equiseg.analysis.sweep_settings import SweepConfig, check_levels, check_tolerance
 from equiseg.config.checks import (
     check_choice,
     check_divisible_by_16,
     check_positive,
     check_seed,
     fail,
+    params_keys,
 )
 from equiseg.data.augment_settings import BORDERS, FullAugmentConfig
 from equiseg.data.synthetic import ORIENTATIONS
@@ -204,7 +205,8 @@ def validate_full_augment(full: FullAugmentConfig) -> None:
 
 
 def validate_sweep(sweep: SweepConfig) -> None:
-    """`sweep`: positive steps and counts, tolerances, level lists of finite numbers, switches."""
+    """`sweep`: positive steps and counts, switches, and the library's own rules on the exactness
+    tolerance and the level lists, named by their keys."""
     check_positive("sweep.angle_step", sweep.angle_step, float)
     if sweep.angle_step > 360:
         fail("sweep.angle_step", f"is {sweep.angle_step}", "a number in (0, 360]")
@@ -215,20 +217,12 @@ def validate_sweep(sweep: SweepConfig) -> None:
         fail("sweep.max_images", f"is {sweep.max_images!r}", "0 (all) or a positive count")
     if not isinstance(sweep.samples, int) or sweep.samples < 0:
         fail("sweep.samples", f"is {sweep.samples!r}", "a whole number >= 0")
-    check_positive("sweep.exact_atol", sweep.exact_atol, float)
-    if (isinstance(sweep.exact_rtol, bool) or not isinstance(sweep.exact_rtol, (int, float))
-            or not 0 <= sweep.exact_rtol < 1):
-        fail("sweep.exact_rtol", f"is {sweep.exact_rtol!r}", "a number in [0, 1)")
+    with params_keys(atol="sweep.exact_atol", rtol="sweep.exact_rtol"):
+        check_tolerance(sweep.exact_atol, sweep.exact_rtol)
     for f in dataclasses.fields(sweep):  # every level list (one per perturbation family)
-        if f.type != "tuple[float, ...]":
-            continue
-        levels = getattr(sweep, f.name)
-        if isinstance(levels, (str, int, float)) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                for v in levels):
-            fail(f"sweep.{f.name}", f"is {levels!r}", "a list of numbers")
-        if f.metadata.get("positive") and any(v <= 0 for v in levels):
-            fail(f"sweep.{f.name}", f"is {list(levels)!r}", "a list of numbers > 0")
+        if f.type == "tuple[float, ...]":
+            with params_keys(**{f.name: f"sweep.{f.name}"}):
+                check_levels(f.name, getattr(sweep, f.name))
     for key in ("flips", "gif", "channels_last"):
         if not isinstance(getattr(sweep, key), bool):
             fail(f"sweep.{key}", f"is {getattr(sweep, key)!r}", "true or false")

@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping
 
 from equiseg.analysis.replicates import SD_SUFFIX, differs_beyond_spread
+from equiseg.analysis.summary import FLIP_CONSISTENCY
 from equiseg.report.reach import eighth_turn_finding
 from equiseg.report.run_results import RunResults
 from equiseg.report.tables import PROTOCOL_NAMES
@@ -182,8 +183,8 @@ def _symmetry_findings(runs: list[RunResults]) -> list[str]:
     return symmetry_sentences(
         {_name(r): figure(s, "consistency_iou_at_90_multiples") for r, s in measured},
         {_name(r): bool(s["exact_at_90_multiples"]) for r, s in measured},
-        {flip: {_name(r): figure(s, f"{flip}_consistency_iou") for r, s in measured}
-         for flip in ("flip_h", "flip_v")})
+        {flip: {_name(r): figure(s, column) for r, s in measured}
+         for flip, column in FLIP_CONSISTENCY.items()})
 
 
 def consistency_finding(runs: list[RunResults]) -> str | None:

@@ -18,7 +18,13 @@ from typing import Any
 
 import pandas as pd
 
-from equiseg.analysis.replicates import replicate_stats
+from equiseg.analysis.replicates import replicate_stats, stats_columns
+from equiseg.analysis.set_tables import (
+    PERTURB_COLUMNS,
+    PERTURB_KEYS,
+    ROTATION_COLUMNS,
+    ROTATION_KEYS,
+)
 from equiseg.errors import EquisegError
 from equiseg.runs import run_name
 
@@ -26,11 +32,10 @@ EVALUATE_COLUMNS = ("seed", "train_loss", "train_iou", "val_loss", "val_iou", "v
                     "val_iou_seed_draw", "val_iou_uniform_draw", "rot0_val_iou", "rot90_val_iou",
                     "rot180_val_iou", "rot270_val_iou", "val_iou_turn_spread")
 TRAIN_COLUMNS = ("epoch", "train_loss", "train_iou", "val_loss", "val_iou", "val_iou_seed")
-ROTATION_COLUMNS = ("angle", "set_iou_gt_mean", "set_iou_gt_mean_sd", "set_iou_gt_min",
-                    "set_iou_consistency_mean", "set_iou_consistency_mean_sd",
-                    "set_iou_consistency_min", "set_psnr_db_pooled", "set_psnr_db_pooled_sd", "n")
-PERTURB_COLUMNS = ("perturbation", "level", "set_iou_gt_mean", "set_iou_gt_mean_sd",
-                   "set_iou_consistency_mean", "set_iou_consistency_mean_sd", "n")
+# The rotation_sweep stage's tables over seeds: `replicate_stats` of one seed's tables (whose
+# columns `equiseg.analysis.set_tables` defines), grouped by their keys.
+ROTATION_OVER_SEEDS = stats_columns(ROTATION_COLUMNS[len(ROTATION_KEYS):], by=ROTATION_KEYS)
+PERTURB_OVER_SEEDS = stats_columns(PERTURB_COLUMNS[len(PERTURB_KEYS):], by=PERTURB_KEYS)
 EQUIVARIANCE_COLUMNS = ("seed", "exact_at_90_multiples", "consistency_iou_at_90_multiples",
                         "consistency_iou_off_grid", "psnr_db_pooled_off_grid")
 
@@ -135,9 +140,9 @@ def load_run(root: Path, model: str, augment: str, seeds: tuple[int, ...],
         if path := optional(root / "plots" / "train" / f"{run_name(model, augment, seed)}.csv"):
             run.train_curves[seed] = read_csv(path, TRAIN_COLUMNS)
     if path := optional(root / "plots" / "rotation" / f"{label}.csv"):
-        run.rotation = read_csv(path, ROTATION_COLUMNS).sort_values("angle", ignore_index=True)
+        run.rotation = read_csv(path, ROTATION_OVER_SEEDS).sort_values("angle", ignore_index=True)
     if path := optional(root / "plots" / "perturb" / f"{label}.csv"):
-        run.perturb = read_csv(path, PERTURB_COLUMNS)
+        run.perturb = read_csv(path, PERTURB_OVER_SEEDS)
     if path := optional(root / "plots" / "equivariance" / f"{label}.csv"):
         run.equivariance = read_csv(path, EQUIVARIANCE_COLUMNS)
     if expect_gif:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import pandas as pd
 
 from equiseg.analysis.convergence import converged, last_quarter_gain
+from equiseg.analysis.exactness import FLIPS
 from equiseg.analysis.families import family_of
 from equiseg.analysis.replicates import SD_SUFFIX, replicate_stats
+from equiseg.analysis.summary import FLIP_CONSISTENCY
 from equiseg.report.run_results import RunResults
 
 QUARTER_TURNS = (("0°", "rot0_val_iou"), ("90°", "rot90_val_iou"), ("180°", "rot180_val_iou"),
@@ -29,6 +31,11 @@ VALIDATION_PROTOCOLS = [(f"val IoU ({PROTOCOL_NAMES['uniform']})", "val_iou"),
 
 def _ids(run: RunResults, n: object) -> dict:
     return {"model": run.model, "augmentation": run.augment, "n": int(n)}
+
+
+def _shown(member: str) -> str:
+    """A perturbation's name as a column heading shows it (`flip-h`)."""
+    return member.replace("_", "-")
 
 
 def _pick(stats: pd.Series, pairs: list[tuple[str, str]]) -> dict:
@@ -127,8 +134,8 @@ def equivariance_table(runs: list[RunResults]) -> tuple[pd.DataFrame, dict] | No
                          ("consistency IoU off grid", "consistency_iou_off_grid"),
                          ("pooled dB off grid", "psnr_db_pooled_off_grid"),
                          ("worst-angle IoU", "worst_angle_iou"), ("IoU spread", "iou_spread"),
-                         ("flip-h consistency", "flip_h_consistency_iou"),
-                         ("flip-v consistency", "flip_v_consistency_iou")])})
+                         *[(f"{_shown(flip)} consistency", column)
+                           for flip, column in FLIP_CONSISTENCY.items()]])})
     if not rows:
         return None
     frame = pd.DataFrame(rows)
@@ -143,11 +150,11 @@ def flip_table(runs: list[RunResults]) -> tuple[pd.DataFrame, dict] | None:
             continue
         flips = run.perturb.set_index("perturbation")
         row = _ids(run, run.perturb["n"].max())
-        for flip in ("flip_h", "flip_v"):
+        for flip in FLIPS:
             stats = flips.loc[flip] if flip in flips.index else pd.Series(dtype=float)
             if isinstance(stats, pd.DataFrame):
                 stats = stats.iloc[0]
-            name = flip.replace("_", "-")
+            name = _shown(flip)
             row.update(_pick(stats, [(f"{name} IoU", "set_iou_gt_mean"),
                                      (f"{name} consistency", "set_iou_consistency_mean")]))
         rows.append(row)
