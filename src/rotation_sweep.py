@@ -16,7 +16,12 @@ import pandas as pd
 
 from equiseg.analysis.inputs import check_image_index, spread_indices, validation_images
 from equiseg.analysis.replicates import headline_metrics, replicate_stats
-from equiseg.analysis.set_tables import perturbation_table, rotation_table
+from equiseg.analysis.set_tables import (
+    PERTURB_KEYS,
+    ROTATION_KEYS,
+    perturbation_table,
+    rotation_table,
+)
 from equiseg.analysis.summary import equivariance_summary
 from equiseg.analysis.sweep import make_predictor, run_sweep, sweep_perturbations
 from equiseg.config import load_params, params_keys, stage_parser
@@ -70,9 +75,10 @@ def main(argv: list[str] | None = None) -> None:
                 write_rotation_gif(f"plots/rotation/{run}.gif", result.kept[chosen.name])
             if first and sweep.samples:
                 write_sample_grid(f"plots/samples/{run}.png", samples[:sweep.samples], result.kept)
-        write_csv(f"plots/rotation/{run}.csv", replicate_stats(pd.concat(rotation), by=["angle"]))
+        write_csv(f"plots/rotation/{run}.csv",
+                  replicate_stats(pd.concat(rotation), by=list(ROTATION_KEYS)))
         write_csv(f"plots/perturb/{run}.csv",
-                  replicate_stats(pd.concat(perturb), by=["perturbation", "level"]))
+                  replicate_stats(pd.concat(perturb), by=list(PERTURB_KEYS)))
         per_seed = pd.DataFrame(summaries)
         write_csv(f"plots/equivariance/{run}.csv", per_seed)
         write_json(f"metrics/equivariance/{run}.json", {

@@ -123,7 +123,7 @@ def test_bad_input_is_one_line_naming_the_argument(given, options, message):
 
 
 def test_a_misspelt_option_lists_the_real_ones():
-    with pytest.raises(TypeError, match="angle_stepp.*options are perturb, angle_step"):
+    with pytest.raises(TypeError, match="angle_stepp.*options are .*perturb, angle_step"):
         audit(pixelwise(), torch.rand(1, 3, 8, 8), angle_stepp=90)
 
 

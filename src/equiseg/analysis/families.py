@@ -5,10 +5,10 @@ A family is what `--perturb` names (`rotate`, `flip`, `brightness`, ..., `shift`
 members are the names its rows carry in a sweep's frame (`flip` has two, `flip_h` and `flip_v`;
 the others one, their own name). The sweep (`equiseg.analysis.perturbations`, `.sweep`), the
 summary, the audit, both reports and the command line read this registry, so a new family is
-one `Family(...)` entry here and its test (plus its level list in
-`equiseg.analysis.sweep_settings.SweepConfig` and `equiseg.audit.options.AuditOptions` when it
-has one; which values a level list may hold is checked there, by `check_levels`, which the
-parameter schema can read without torch).
+one `Family(...)` entry here and its test; a family with a level list also gets the list's
+default in `equiseg.analysis.sweep_settings.LevelLists` (which the stage's `SweepConfig` and the
+audit's `AuditOptions` inherit, torch-free so the parameter schema can read it; `check_levels`
+there says which values a list may hold) and in conf/config.yaml (a test checks the two agree).
 
 A geometric family moves pixels: a perfect model's prediction moves with them, so it is undone
 on the prediction before scoring (equivariance), and scored only where the round trip kept

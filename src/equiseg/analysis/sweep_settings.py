@@ -1,7 +1,7 @@
 """The settings of a perturbation sweep and their defaults: what the rotation_sweep stage reads
 from params.yaml's `sweep` section and what `equiseg audit` starts from, so the two sweep the same
 angles and levels unless told otherwise. One level list per family of `equiseg.analysis.families`
-that has one (its `setting`). Plain Python, no torch: the parameter schema reads it, so the rules
+that has one (its `setting`), in `LevelLists`. Plain Python, no torch: the parameter schema reads it, so the rules
 on a level list and on the exactness tolerance live here, one function each, which the schema
 and the audit's options both call (`check_levels`, `check_tolerance`).
 """
@@ -18,19 +18,26 @@ POSITIVE_LEVELS = frozenset({"scale"})
 
 
 @dataclass(frozen=True)
-class SweepConfig:
-    """The perturbation sweeps of the rotation_sweep stage (and the defaults of `equiseg audit`)."""
+class LevelLists:
+    """One level list per family with one (its `setting`), written once: the stage's
+    `SweepConfig` and the audit's `AuditOptions` both inherit these fields and defaults."""
 
-    angle_step: float = 5.0
-    image_index: int = 0
-    batch_size: int = 16
-    flips: bool = True
     brightness: tuple[float, ...] = (-0.4, -0.2, 0.0, 0.2, 0.4)
     contrast: tuple[float, ...] = (0.4, 0.7, 1.0, 1.3, 1.6)
     noise: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
     # pixels right and down (whole and fractional); zoom factors about the centre (> 1 zooms in)
     shift: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0, 4.5, 8.0)
     scale: tuple[float, ...] = (0.8, 0.9, 1.0, 1.1, 1.25)
+
+
+@dataclass(frozen=True)
+class SweepConfig(LevelLists):
+    """The perturbation sweeps of the rotation_sweep stage (and the defaults of `equiseg audit`)."""
+
+    angle_step: float = 5.0
+    image_index: int = 0
+    batch_size: int = 16
+    flips: bool = True
     max_images: int = 0  # 0 = the whole validation set
     gif: bool = True
     samples: int = 4  # validation images in the sample grid

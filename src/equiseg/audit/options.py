@@ -15,7 +15,7 @@ from equiseg.analysis.families import REGISTRY, family_names, family_settings, l
 from equiseg.analysis.frame_scores import THRESHOLD
 from equiseg.analysis.judgeable import JUDGEABLE_MAX_SHARE, JUDGEABLE_MIN_SHARE, Judgeability
 from equiseg.analysis.perturbations import Perturbation, build_perturbations
-from equiseg.analysis.sweep_settings import SweepConfig, check_levels, check_tolerance
+from equiseg.analysis.sweep_settings import LevelLists, SweepConfig, check_levels, check_tolerance
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from equiseg.errors import EquisegError, InvalidValue
 from equiseg.nn.symmetrize import SYMMETRY_GROUPS
@@ -24,20 +24,15 @@ EXACT_GROUPS = ("p4", "p4m")  # --require-exact: rotations by 90 degrees; p4m al
 
 
 @dataclass(frozen=True)
-class AuditOptions:
+class AuditOptions(LevelLists):
     """Every setting of an audit (the command line's flags, less --model, --images and --out).
 
     Errors name the command-line flag (`size` is `--size`), the one spelling both faces share.
+    The level lists (`--brightness`, ..., `--scale`) are `LevelLists`' fields, the stage's too.
     """
 
     perturb: tuple[str, ...] = family_names()
     angle_step: float = SweepConfig.angle_step
-    # one level list per family of `equiseg.analysis.families` that has one (its `setting`)
-    brightness: tuple[float, ...] = SweepConfig.brightness
-    contrast: tuple[float, ...] = SweepConfig.contrast
-    noise: tuple[float, ...] = SweepConfig.noise
-    shift: tuple[float, ...] = SweepConfig.shift
-    scale: tuple[float, ...] = SweepConfig.scale
     size: int = 0
     pad_size: int = 0
     multiple: int = 16
