@@ -48,7 +48,7 @@ def forward_gflop(model: str, entries: list) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from equiseg.analysis.inputs import canvas_side
+    from equiseg.audit.canvas import canvas_side
     from equiseg.audit.options import AuditOptions
     from equiseg.image_files import header_size
     from equiseg.nn.models import build_model
@@ -72,7 +72,7 @@ def main() -> None:
                         choices=["default", "tuned"])
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
-    from equiseg.analysis.inputs import pair_files  # the audit's own choice of images
+    from equiseg.audit.folders import pair_files  # the audit's own choice of images
 
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)

@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from equiseg.analysis.inputs import pair_files, spread_indices
+from equiseg.analysis.inputs import spread_indices
+from equiseg.audit.folders import pair_files
 from equiseg.cli import main
 from equiseg.image_files import read_labels
 

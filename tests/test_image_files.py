@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from equiseg.analysis import inputs
-from equiseg.analysis.inputs import ImageFile, load_image
+from equiseg.audit.folders import ImageFile, load_image
 from equiseg.data.datasets import load_split
 from equiseg.image_files import DataError, header_size, read_labels, read_leeds_mask, read_rgb
 from tests.tiny_project import write_pairs

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from equiseg.analysis.inputs import ImageFile, load_image
+from equiseg.audit.folders import ImageFile, load_image
 from equiseg.data import preprocessing, transforms
 from equiseg.data.layout import read_leeds_mask
 from equiseg.data.preprocessing import (

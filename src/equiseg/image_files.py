@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from equiseg.errors import EquisegError
 
 LEEDS_FOREGROUND = (1, 3)
+LEEDS_MASK_SUFFIX = "_seg0"  # <id>.png's mask is <id>_seg0.png
 LEEDS_MAX_INDEX = 3
 _PILLOW_ERRORS = (OSError, SyntaxError, ValueError)  # UnidentifiedImageError is an OSError
 

@@ -2,7 +2,7 @@
 
 Every form becomes the same `SweepImage`s (pixels in [0, 1] on a square canvas, with the image's
 footprint there and its labels, if any) that `equiseg.analysis.sweep` measures. Files go through
-`equiseg.analysis.inputs` (the pipeline's one reader); pixels in memory go through the same resize
+`equiseg.audit.folders` (the pipeline's one reader); pixels in memory go through the same resize
 and canvas (`on_canvas`), and a uint8 array gives the numbers its PNG file would.
 
 Convention: a tensor is (B, C, H, W) or (C, H, W), channels first as torch has them; a NumPy array
@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from equiseg.analysis.inputs import ImageFile, load_image, on_canvas, pair_files, spread_indices
+from equiseg.analysis.inputs import spread_indices
 from equiseg.analysis.sweep import SweepImage
+from equiseg.audit.canvas import on_canvas
+from equiseg.audit.folders import ImageFile, load_image, pair_files
 from equiseg.audit.options import AuditOptions
 from equiseg.errors import EquisegError
 

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from equiseg.image_files import DataError, read_leeds_mask, read_rgb
+from equiseg.image_files import LEEDS_MASK_SUFFIX, DataError, read_leeds_mask, read_rgb
 
 IMAGES_DIR = "images"
 MASKS_DIR = "segmentations"
@@ -35,7 +35,7 @@ def image_path(raw_dir: str | Path, image_id: str) -> Path:
 
 
 def mask_path(raw_dir: str | Path, image_id: str) -> Path:
-    return Path(raw_dir) / MASKS_DIR / f"{image_id}_seg0.png"
+    return Path(raw_dir) / MASKS_DIR / f"{image_id}{LEEDS_MASK_SUFFIX}.png"
 
 
 def read_pair(image_file: str | Path, mask_file: str | Path, image_name: str | None = None,
@@ -65,7 +65,8 @@ def list_pair_ids(raw_dir: str | Path) -> list[str]:
         raise DataError(f"{raw_dir}: expected folders '{IMAGES_DIR}/' and '{MASKS_DIR}/'; "
                         "run the download stage first (python src/download.py)")
     image_ids = {p.stem for p in images_dir.glob("*.png") if ID_PATTERN.match(p.stem)}
-    mask_ids = {p.name.removesuffix("_seg0.png") for p in masks_dir.glob("*_seg0.png")}
+    mask_ids = {p.name.removesuffix(f"{LEEDS_MASK_SUFFIX}.png")
+                for p in masks_dir.glob(f"*{LEEDS_MASK_SUFFIX}.png")}
     for image_id in sorted(image_ids - mask_ids):
         raise DataError(f"{image_path(raw_dir, image_id)}: has no mask "
                         f"{mask_path(raw_dir, image_id).name}; re-run the download stage")
