@@ -56,7 +56,8 @@ def workload(path: str) -> float:
     else:  # sweep
         from benchmarks.sweep import butterflies
         from equiseg.analysis.perturbations import build_perturbations
-        from equiseg.analysis.sweep import make_predictor, run_sweep
+        from equiseg.analysis.predictor import make_predictor
+        from equiseg.analysis.sweep import run_sweep
         from equiseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
         items = butterflies(4, 64)

@@ -22,7 +22,8 @@ import time
 import torch
 
 from equiseg.analysis.perturbations import build_perturbations
-from equiseg.analysis.sweep import SweepImage, make_predictor, run_sweep, sweep_perturbations
+from equiseg.analysis.predictor import make_predictor
+from equiseg.analysis.sweep import SweepImage, run_sweep, sweep_perturbations
 from equiseg.config import load_params
 from equiseg.data.synthetic import generate_synthetic
 from equiseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD

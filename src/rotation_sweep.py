@@ -15,6 +15,7 @@ from __future__ import annotations
 import pandas as pd
 
 from equiseg.analysis.inputs import check_image_index, spread_indices, validation_images
+from equiseg.analysis.predictor import make_predictor
 from equiseg.analysis.replicates import headline_metrics, replicate_stats
 from equiseg.analysis.set_tables import (
     PERTURB_KEYS,
@@ -23,7 +24,7 @@ from equiseg.analysis.set_tables import (
     rotation_table,
 )
 from equiseg.analysis.summary import equivariance_summary
-from equiseg.analysis.sweep import make_predictor, run_sweep, sweep_perturbations
+from equiseg.analysis.sweep import run_sweep, sweep_perturbations
 from equiseg.config import load_params, params_keys, stage_parser
 from equiseg.data.datasets import load_split
 from equiseg.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
@@ -40,7 +41,7 @@ HEADLINE = ("consistency_iou_off_grid",)
 
 
 @exit_on_user_error
-@params_keys(device="train.device", image_index="sweep.image_index", image_size="data.image_size",
+@params_keys(device="train.device", image_index="sweep.image_index", size="data.image_size",
              pad_size="data.pad_size")
 def main(argv: list[str] | None = None) -> None:
     keep_freed_memory()

@@ -5,6 +5,8 @@ it about the centre; each is undone on the prediction and scored on the round tr
 region. A strided plain CNN is not shift-equivariant at odd shifts; a stride-free one is.
 """
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -26,12 +28,15 @@ from equiseg.analysis.perturbations import (
     restore,
     valid_regions,
 )
+from equiseg.analysis.predictor import make_predictor
 from equiseg.analysis.summary import summarize
-from equiseg.analysis.sweep import make_predictor, run_sweep, sweep_perturbations
+from equiseg.analysis.sweep import run_sweep, sweep_perturbations
 from equiseg.analysis.sweep_settings import SweepConfig
 from equiseg.analysis.warps import shift_batch, zoom_batch
 from equiseg.geometry import footprint, pad_to_square
 from tests.test_sweeps import NO_NORMALISATION, RedIsForeground, images
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def smooth_image(size: int = 32) -> torch.Tensor:
@@ -177,6 +182,18 @@ def test_every_level_list_is_a_sweep_parameter_and_an_audit_option():
     assert set(level_settings()) <= {f.name for f in fields(AuditOptions)}
     for key in level_settings():
         assert getattr(AuditOptions, key) == getattr(SweepConfig, key)
+
+
+def test_conf_holds_the_level_lists_defaults():
+    """The default levels are written in LevelLists; conf/config.yaml repeats them so that `-S`
+    reaches them, and must not drift."""
+    import yaml
+
+    from equiseg.analysis.sweep_settings import LevelLists
+
+    conf = yaml.safe_load((ROOT / "conf" / "config.yaml").read_text())["sweep"]
+    assert {key: tuple(conf[key]) for key in level_settings()} == \
+        {key: getattr(LevelLists, key) for key in level_settings()}
 
 
 @pytest.mark.parametrize("setting, levels, allowed", [

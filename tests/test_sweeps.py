@@ -8,14 +8,15 @@ import torch
 from torch import nn
 
 from equiseg.analysis.judgeable import Judgeability, not_judgeable_images, verdict
+from equiseg.analysis.families import rotation_angles
 from equiseg.analysis.perturbations import (
     Perturbation,
     build_perturbations,
     noise_field,
     perturb,
     restore,
-    rotation_angles,
 )
+from equiseg.analysis.predictor import ModelOutputError, make_predictor
 from equiseg.analysis.replicates import replicate_stats
 from equiseg.analysis.set_tables import (
     PERTURB_COLUMNS,
@@ -27,13 +28,7 @@ from equiseg.analysis.set_tables import (
     set_statistics,
 )
 from equiseg.analysis.summary import equivariance_summary, summarize
-from equiseg.analysis.sweep import (
-    ModelOutputError,
-    SweepImage,
-    make_predictor,
-    run_sweep,
-    sweep_perturbations,
-)
+from equiseg.analysis.sweep import SweepImage, run_sweep, sweep_perturbations
 from equiseg.analysis.sweep_settings import SweepConfig
 from equiseg.errors import EquisegError
 from equiseg.geometry import footprint, pad_to_square

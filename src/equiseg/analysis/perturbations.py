@@ -21,8 +21,6 @@ from equiseg.analysis.families import (
     Family,
     family_names,
     family_of,
-    member_names,
-    rotation_angles,
     setting_families,
 )
 from equiseg.errors import EquisegError
@@ -31,12 +29,9 @@ __all__ = [
     "IDENTITY",
     "Perturbation",
     "build_perturbations",
-    "family_names",
-    "member_names",
     "noise_field",
     "perturb",
     "restore",
-    "rotation_angles",
     "valid_regions",
 ]
 

@@ -2,7 +2,7 @@
 
 Every form becomes the same `SweepImage`s (pixels in [0, 1] on a square canvas, with the image's
 footprint there and its labels, if any) that `equiseg.analysis.sweep` measures. Files go through
-`equiseg.audit.folders` (the pipeline's one reader); pixels in memory go through the same resize
+`equiseg.audit.folders` (and so the pipeline's one reader, `equiseg.image_files`); pixels in memory go through the same resize
 and canvas (`on_canvas`), and a uint8 array gives the numbers its PNG file would.
 
 Convention: a tensor is (B, C, H, W) or (C, H, W), channels first as torch has them; a NumPy array

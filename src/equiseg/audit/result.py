@@ -18,7 +18,7 @@ from equiseg.audit.options import AuditOptions
 from equiseg.audit.output import write_audit
 
 if TYPE_CHECKING:
-    from equiseg.analysis.sweep import Predictor
+    from equiseg.analysis.predictor import Predictor
     from equiseg.audit.images import AuditImages
 
 FailUnder = Mapping[str, float] | Sequence[tuple[str, float]]

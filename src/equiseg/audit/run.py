@@ -21,11 +21,12 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from equiseg.analysis.adapters import AdaptedModel, OutputAdapter
 from equiseg.analysis.judgeable import judge_frame
 from equiseg.analysis.perturbations import Perturbation
+from equiseg.analysis.predictor import Predictor, make_predictor
 from equiseg.analysis.summary import summarize
-from equiseg.analysis.sweep import Predictor, SweepImage, make_predictor, run_sweep
+from equiseg.analysis.sweep import SweepImage, run_sweep
+from equiseg.audit.adapters import AdaptedModel, OutputAdapter
 from equiseg.audit.images import AuditImages
 from equiseg.audit.models import LoadedModel
 from equiseg.audit.options import AuditOptions, version
@@ -39,8 +40,9 @@ SYMMETRIZED_KEYS = ("degenerate_images", "judgeable_images", "not_judgeable_reas
 
 def predictor(loaded: LoadedModel, options: AuditOptions) -> Predictor:
     return make_predictor(loaded.module, options.mean, options.std, options.output,
-                          options.classes, options.channels_last, options.output_key,
-                          options.upsample, options.foreground_classes)
+                          options.classes, options.channels_last,
+                          OutputAdapter(options.output_key, options.upsample),
+                          options.foreground_classes)
 
 
 def _symmetrized_predictor(loaded: LoadedModel, options: AuditOptions) -> Predictor:

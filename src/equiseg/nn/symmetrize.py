@@ -19,7 +19,7 @@ that returns probabilities has its probabilities averaged. Averaging logits is t
 augmentation of segmentation; either is exactly equivariant.
 
 The output must be a tensor (B, K, H, W); wrap a model that returns a dict or an object first
-(`equiseg.analysis.adapters.AdaptedModel`). Convention: `equiseg.nn.groups`.
+(`equiseg.audit.adapters.AdaptedModel`). Convention: `equiseg.nn.groups`.
 """
 
 from __future__ import annotations

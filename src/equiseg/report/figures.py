@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from equiseg.analysis.families import REGISTRY, curve_figures
+from equiseg.analysis.families import REGISTRY
 from equiseg.errors import EquisegError
 from equiseg.io import atomic_path
 
@@ -154,15 +154,6 @@ def draw_angle_figure(curves: Mapping[str, pd.DataFrame], mean_column: str, ylab
             labels.append(mark_label)
     ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
-
-
-def photometric_figure(tables: Mapping[str, pd.DataFrame], path: str | Path,
-                       colors: Mapping[str, tuple] | None = None,
-                       band_columns: tuple[str, str] = ("set_iou_gt_std",
-                                                        "set_iou_consistency_std")) -> Path | None:
-    """`level_figure` of the photometric families (brightness, contrast, noise)."""
-    return level_figure(tables, [f.name for f in curve_figures()["photometric"]], path, colors,
-                        band_columns)
 
 
 def level_figure(tables: Mapping[str, pd.DataFrame], members: Sequence[str], path: str | Path,

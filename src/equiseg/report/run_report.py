@@ -125,13 +125,21 @@ def _add_perturbations(doc: Document, runs: list[RunResults], fig_dir: Path,
                       "unflipped prediction, under horizontal and vertical mirror flips. "
                       + SEEDS_NOTE)
         doc.table(flips[0], bold_best=flips[1], spread=spread(flips[0]))
-    path = figures.photometric_figure(tables, fig_dir / "photometric.png", colors=colors,
-                                      band_columns=("set_iou_gt_mean_sd",
-                                                    "set_iou_consistency_mean_sd"))
-    if path is not None:
-        doc.figure(path, "Brightness, contrast and noise: IoU against ground truth (top) and "
-                         "consistency with the unperturbed prediction (bottom); bands are ± sd "
-                         "over seeds.")
+    for figure, families in curve_figures().items():  # the photometric families' figures
+        if any(f.geometric for f in families):
+            continue
+        path = figures.level_figure(tables, [f.name for f in families], fig_dir / f"{figure}.png",
+                                    colors=colors, band_columns=("set_iou_gt_mean_sd",
+                                                                 "set_iou_consistency_mean_sd"))
+        if path is not None:
+            doc.figure(path, f"{_listed([f.plot.title for f in families]).capitalize()}: IoU "
+                             "against ground truth (top) and consistency with the unperturbed "
+                             "prediction (bottom); bands are ± sd over seeds.")
+
+
+def _listed(names: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def _add_level_curves(doc: Document, runs: list[RunResults], fig_dir: Path,
@@ -152,7 +160,7 @@ def _add_level_curves(doc: Document, runs: list[RunResults], fig_dir: Path,
         if path is None:
             continue
         if not heading:
-            doc.heading(" and ".join(f.plot.title for fs in groups.values() for f in fs)
+            doc.heading(_listed([f.plot.title for fs in groups.values() for f in fs])
                         .capitalize())
             doc.paragraph("Each validation image is moved (or zoomed), segmented, and the "
                           "prediction moved back; both are scored only where the round trip kept "

@@ -4,7 +4,8 @@ Segmentation libraries wrap their scores differently: a plain tensor (most model
 TorchScript, ONNX with one output), a dict (torchvision: `out`; others: `logits`), an object with
 `.logits` (Hugging Face, e.g. SegFormer), or a tuple/list whose first element is the main output
 (deep supervision, auxiliary heads). `OutputAdapter` finds the tensor the same way for every
-batch and records which route it took, so the audit's summary and report can say so.
+batch and records which route it took, so the audit's summary and report can say so. It is the
+`adapter` the audit hands the sweep's `Predictor` (whose own default takes a plain tensor only).
 
 Scores smaller than the input by a whole factor (SegFormer predicts at a quarter of the input's
 size) are upsampled bilinearly to the input's size only when asked (`upsample=True`, the audit's
@@ -20,13 +21,9 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from equiseg.errors import EquisegError
+from equiseg.analysis.predictor import ModelOutputError
 
 DICT_KEYS = ("out", "logits")  # tried in this order when the model returns a mapping
-
-
-class ModelOutputError(EquisegError):
-    """The model's output does not have the shape or range the sweep was told to expect."""
 
 
 def _describe(value: Any) -> str:
