@@ -232,10 +232,11 @@ def test_a_default_experiment_has_few_metric_columns(repo):
 
 def test_editing_the_audit_or_the_report_retrains_nothing(repo):
     """A train stage depends on what training imports and nothing else: an edit under the audit
-    package, the analysis or the report leaves every train stage up to date."""
+    package, the analysis or the report, or to the sweep's settings (where a new perturbation
+    family's level list goes), leaves every train stage up to date."""
     run(["dvc", "repro"], repo)  # up to date after the story; builds it if run alone
     edited = ["src/equiseg/audit/run.py", "src/equiseg/report/document.py",
-              "src/equiseg/analysis/summary.py"]
+              "src/equiseg/analysis/summary.py", "src/equiseg/analysis/sweep_settings.py"]
     originals = {name: (repo / name).read_text() for name in edited}
     try:
         for name in edited:
