@@ -184,6 +184,19 @@ def test_every_level_list_is_a_sweep_parameter_and_an_audit_option():
         assert getattr(AuditOptions, key) == getattr(SweepConfig, key)
 
 
+def test_a_familys_level_list_is_its_registry_entry_alone():
+    """The level lists the stage and the audit take are built from the registry: each family
+    with a `setting` (not angle_step) gives one field, with its default levels."""
+    from dataclasses import fields
+
+    from equiseg.analysis.sweep_settings import POSITIVE_LEVELS, LevelLists
+
+    expected = {f.setting: f.default_levels for f in families.REGISTRY.values()
+                if f.setting is not None and f.levels_from is None}
+    assert {f.name: f.default for f in fields(LevelLists)} == expected
+    assert POSITIVE_LEVELS == {"scale"}  # zoom factors, as the registry says
+
+
 def test_conf_holds_the_level_lists_defaults():
     """The default levels are written in LevelLists; conf/config.yaml repeats them so that `-S`
     reaches them, and must not drift."""

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from equiseg.analysis.judgeable import Judgeability, not_judgeable_images, verdict
 from equiseg.analysis.families import rotation_angles
+from equiseg.analysis.judgeable import Judgeability, not_judgeable_images, verdict
 from equiseg.analysis.perturbations import (
     Perturbation,
     build_perturbations,

@@ -5,10 +5,12 @@ A family is what `--perturb` names (`rotate`, `flip`, `brightness`, ..., `shift`
 members are the names its rows carry in a sweep's frame (`flip` has two, `flip_h` and `flip_v`;
 the others one, their own name). The sweep (`equiseg.analysis.perturbations`, `.sweep`), the
 summary, the audit, both reports and the command line read this registry, so a new family is
-one `Family(...)` entry here and its test; a family with a level list also gets the list's
-default in `equiseg.analysis.sweep_settings.LevelLists` (which the stage's `SweepConfig` and the
-audit's `AuditOptions` inherit, torch-free so the parameter schema can read it; `check_levels`
-there says which values a list may hold) and in conf/config.yaml (a test checks the two agree).
+one `Family(...)` entry here and its test. A family with a level list names its `setting`, its
+`default_levels` and whether they must be `positive`: `equiseg.analysis.sweep_settings` builds the
+level lists of the stage's `SweepConfig` and the audit's `AuditOptions` from them, so params.yaml,
+`--<setting>` and `audit(<setting>=...)` take it; conf/config.yaml repeats the default so that
+`-S` reaches it (a test checks the two agree). This module loads no torch until a transform
+runs: the parameter schema reads it.
 
 A geometric family moves pixels: a perfect model's prediction moves with them, so it is undone
 on the prediction before scoring (equivariance), and scored only where the round trip kept
@@ -28,18 +30,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
-
-from equiseg.analysis.warps import round_trip_valid_for, shift_batch, zoom_batch
-from equiseg.geometry import flip_batch, rotate_batch, round_trip_valid
+if TYPE_CHECKING:  # the transforms import torch when called: the parameter schema reads this
+    from torch import Tensor  # module (names, settings, default levels) and must not load torch
 
 # forward(images (N, C, S, S), members, levels, footprint (1, S, S), noise (C, S, S) | None)
-Forward = Callable[[Tensor, list[str], list[float], Tensor, Tensor | None], Tensor]
+Forward = Callable[["Tensor", list[str], list[float], "Tensor", "Tensor | None"], "Tensor"]
 # inverse(predictions (N, K, S, S), members, levels); valid(footprint, members, levels) -> (N,1,S,S)
-Inverse = Callable[[Tensor, list[str], list[float]], Tensor]
-Valid = Callable[[Tensor, list[str], list[float]], Tensor]
+Inverse = Callable[["Tensor", list[str], list[float]], "Tensor"]
+Valid = Callable[["Tensor", list[str], list[float]], "Tensor"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,8 @@ class Family:
     inverse: Inverse | None = None  # None: nothing to undo (photometric)
     valid: Valid | None = None  # None: the whole footprint
     setting: str | None = None  # the SweepConfig field and audit option/flag of its levels
+    default_levels: tuple[float, ...] = ()  # of its level list (`LevelLists`, params, the audit)
+    positive: bool = False  # its levels must be > 0 (zoom factors: a zoom by f is undone by 1/f)
     identity: float | None = None  # the level that changes nothing
     members: tuple[str, ...] = ()  # () = (name,)
     fixed_levels: tuple[tuple[str, float], ...] = ()  # (member, level) when it has no setting
@@ -96,14 +98,22 @@ def rotation_angles(step: float) -> list[float]:
 # -- the transforms ------------------------------------------------------------------------------
 
 def _rotate(x: Tensor, members: list[str], levels: list[float], *_: object) -> Tensor:
+    from equiseg.geometry import rotate_batch
     return rotate_batch(x, levels)
 
 
 def _unrotate(y: Tensor, members: list[str], levels: list[float]) -> Tensor:
+    from equiseg.geometry import rotate_batch
     return rotate_batch(y, [-a for a in levels])
 
 
+def _rotation_valid(footprint: Tensor, members: list[str], levels: list[float]) -> Tensor:
+    from equiseg.geometry import round_trip_valid
+    return round_trip_valid(footprint, levels)
+
+
 def _flip(x: Tensor, members: list[str], levels: list[float], *_: object) -> Tensor:
+    from equiseg.geometry import flip_batch
     out = x.clone()
     for axis in ("h", "v"):
         chosen = [i for i, m in enumerate(members) if m == f"flip_{axis}"]
@@ -116,6 +126,7 @@ def _photometric(change: Callable[[Tensor, float, Tensor, Tensor | None], Tensor
     """A forward that applies `change(image, level, inside, noise)` inside the footprint only."""
     def forward(x: Tensor, members: list[str], levels: list[float], footprint: Tensor,
                 noise: Tensor | None) -> Tensor:
+        import torch
         out = x.clone()
         for i, level in enumerate(levels):
             out[i] = torch.where(footprint, change(x[i], level, footprint, noise).clamp(0.0, 1.0),
@@ -136,23 +147,28 @@ def _noise(image: Tensor, level: float, inside: Tensor, noise: Tensor | None) ->
 
 
 def _shift(x: Tensor, members: list[str], levels: list[float], *_: object) -> Tensor:
+    from equiseg.analysis.warps import shift_batch
     return shift_batch(x, levels)
 
 
 def _unshift(y: Tensor, members: list[str], levels: list[float]) -> Tensor:
+    from equiseg.analysis.warps import shift_batch
     return shift_batch(y, [-d for d in levels])
 
 
 def _zoom(x: Tensor, members: list[str], levels: list[float], *_: object) -> Tensor:
+    from equiseg.analysis.warps import zoom_batch
     return zoom_batch(x, levels)
 
 
 def _unzoom(y: Tensor, members: list[str], levels: list[float]) -> Tensor:
+    from equiseg.analysis.warps import zoom_batch
     return zoom_batch(y, [1.0 / f for f in levels])
 
 
 def _round_trip(forward: Forward, inverse: Inverse) -> Valid:
     def valid(footprint: Tensor, members: list[str], levels: list[float]) -> Tensor:
+        from equiseg.analysis.warps import round_trip_valid_for
         return round_trip_valid_for(footprint, levels, lambda x, v: forward(x, members, v),
                                     lambda y, v: inverse(y, members, v))
     return valid
@@ -163,24 +179,25 @@ def _round_trip(forward: Forward, inverse: Inverse) -> Valid:
 REGISTRY: dict[str, Family] = {family.name: family for family in (
     Family("rotate", True, _rotate, Plot("angle", "rotation", "rotation angle (degrees)",
                                          "rotation"),
-           inverse=_unrotate, valid=lambda fp, members, levels: round_trip_valid(fp, levels),
-           setting="angle_step", identity=0.0,
+           inverse=_unrotate, valid=_rotation_valid, setting="angle_step", identity=0.0,
            levels_from=lambda step: [("rotate", a) for a in rotation_angles(float(step))]),
     Family("flip", True, _flip, Plot("table", "flip", "mirror", "flip"), inverse=_flip,
            members=("flip_h", "flip_v"), fixed_levels=(("flip_h", 1.0), ("flip_v", 1.0))),
     Family("brightness", False, _photometric(lambda image, level, *_: image + level),
            Plot("curve", "photometric", "brightness shift", "brightness"), setting="brightness",
-           identity=0.0),
+           default_levels=(-0.4, -0.2, 0.0, 0.2, 0.4), identity=0.0),
     Family("contrast", False, _photometric(_contrast),
            Plot("curve", "photometric", "contrast factor", "contrast"), setting="contrast",
-           identity=1.0),
+           default_levels=(0.4, 0.7, 1.0, 1.3, 1.6), identity=1.0),
     Family("noise", False, _photometric(_noise), Plot("curve", "photometric", "noise std", "noise"),
-           setting="noise", identity=0.0),
+           setting="noise", default_levels=(0.0, 0.05, 0.1, 0.2, 0.3), identity=0.0),
     Family("shift", True, _shift,
            Plot("curve", "shift", "shift (pixels right and down)", "shift"),
-           inverse=_unshift, valid=_round_trip(_shift, _unshift), setting="shift", identity=0.0),
+           inverse=_unshift, valid=_round_trip(_shift, _unshift), setting="shift",
+           default_levels=(0.0, 0.5, 1.0, 2.0, 3.0, 4.5, 8.0), identity=0.0),
     Family("scale", True, _zoom, Plot("curve", "scale", "zoom factor (> 1 zooms in)", "scale"),
-           inverse=_unzoom, valid=_round_trip(_zoom, _unzoom), setting="scale", identity=1.0),
+           inverse=_unzoom, valid=_round_trip(_zoom, _unzoom), setting="scale",
+           default_levels=(0.8, 0.9, 1.0, 1.1, 1.25), positive=True, identity=1.0),
 )}
 
 

@@ -9,25 +9,24 @@ and the audit's options both call (`check_levels`, `check_tolerance`).
 from __future__ import annotations  # field types stay strings: the schema finds the level lists
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, make_dataclass
 
+from equiseg.analysis.families import REGISTRY, level_settings
 from equiseg.errors import InvalidValue
 
-# Level lists whose levels must be > 0: zoom factors (a zoom by f is undone by one by 1 / f).
-POSITIVE_LEVELS = frozenset({"scale"})
+# Level lists whose levels must be > 0 (zoom factors), as the registry says.
+POSITIVE_LEVELS = frozenset(f.setting for f in REGISTRY.values() if f.positive)
 
-
-@dataclass(frozen=True)
-class LevelLists:
-    """One level list per family with one (its `setting`), written once: the stage's
-    `SweepConfig` and the audit's `AuditOptions` both inherit these fields and defaults."""
-
-    brightness: tuple[float, ...] = (-0.4, -0.2, 0.0, 0.2, 0.4)
-    contrast: tuple[float, ...] = (0.4, 0.7, 1.0, 1.3, 1.6)
-    noise: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
-    # pixels right and down (whole and fractional); zoom factors about the centre (> 1 zooms in)
-    shift: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0, 4.5, 8.0)
-    scale: tuple[float, ...] = (0.8, 0.9, 1.0, 1.1, 1.25)
+# One level list per family with one (its `setting`), with the registry's default levels: the
+# stage's `SweepConfig` and the audit's `AuditOptions` both inherit these fields, so a new
+# family's level list is its `Family(...)` entry alone (and conf/config.yaml, for `-S`).
+LevelLists = make_dataclass(
+    "LevelLists",
+    [(f.setting, "tuple[float, ...]", field(default=f.default_levels))
+     for f in REGISTRY.values() if f.setting in level_settings()],
+    frozen=True)
+LevelLists.__module__ = __name__
+LevelLists.__doc__ = "The level list of each perturbation family that has one (registry order)."
 
 
 @dataclass(frozen=True)
