@@ -1,9 +1,10 @@
 """The settings of a perturbation sweep and their defaults: what the rotation_sweep stage reads
 from params.yaml's `sweep` section and what `equiseg audit` starts from, so the two sweep the same
 angles and levels unless told otherwise. One level list per family of `equiseg.analysis.families`
-that has one (its `setting`), in `LevelLists`. Plain Python, no torch: the parameter schema reads it, so the rules
-on a level list and on the exactness tolerance live here, one function each, which the schema
-and the audit's options both call (`check_levels`, `check_tolerance`).
+that has one (its `setting`), in `LevelLists`, built from the registry. Plain Python, no torch: the
+parameter schema reads it, so the rules on a level list and on the exactness tolerance live here,
+one function each, which the schema and the audit's options both call (`check_levels`,
+`check_tolerance`).
 """
 
 from __future__ import annotations  # field types stay strings: the schema finds the level lists
