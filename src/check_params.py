@@ -10,10 +10,18 @@ longer what this stage validated (as dvc.lock records it), e.g. because a second
 in the same workspace rewrote it mid-run. It compares values as DVC reads them, not text, and
 imports nothing of the schema but its error format, so it costs a fraction of a second. The full
 check imports neither torch nor albumentations: the schema's types are plain Python.
+
+DVC records a finished stage's parameters by reading params.yaml after the stage's command, and so
+after its closing guard: a rewrite that lands in between records the second run's values beside
+outputs made with the first's. The guard that then refuses also forgets such entries (recorded as
+params.yaml is now, not as validated) in dvc.lock and in DVC's run cache, so DVC reruns those
+stages instead of trusting or restoring them.
 """
 
 from __future__ import annotations
 
+import copy
+import io
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +70,70 @@ def same(before: Any, now: Any) -> bool:
     return before == now
 
 
+def dotted(values: dict[str, Any], key: str) -> Any:
+    """The value DVC records under a params key such as `data.image_size` (KeyError if absent)."""
+    for part in key.split("."):
+        values = values[part]
+    return values
+
+
+def recorded_as(entry: dict[str, Any], params_file: str, values: dict[str, Any]) -> bool:
+    """Whether a dvc.lock stage entry recorded exactly `values` for every params key it tracks."""
+    recorded = (entry.get("params") or {}).get(params_file) or {}
+    try:
+        return bool(recorded) and all(same(v, dotted(values, k)) for k, v in recorded.items())
+    except (KeyError, TypeError):
+        return False
+
+
+def forget_run_cache(root: Path, entry: dict[str, Any]) -> None:
+    """Remove DVC's run-cache record of a stage entry (the `evaluate` and `report` stages have
+    one), which would otherwise restore the mis-recorded outputs for the rewritten values."""
+    import shutil
+
+    try:
+        from dvc.exceptions import NotDvcRepoError
+        from dvc.repo import Repo
+        from dvc.stage.cache import _get_cache_hash  # the run cache's own key (dvc is pinned)
+    except ImportError:
+        return  # no DVC, no run cache
+    key = _get_cache_hash(copy.deepcopy(entry), key=True)
+    try:
+        with Repo(str(root)) as repo:
+            shutil.rmtree(repo.stage_cache._get_cache_dir(key), ignore_errors=True)
+    except NotDvcRepoError:
+        return
+
+
+def forget_misrecorded(lock_file: Path, params_file: str, validated: dict[str, Any],
+                       current: dict[str, Any]) -> list[str]:
+    """Drop from dvc.lock the stages recorded with the rewritten values, not the validated ones.
+
+    Such a stage finished with the validated values and was recorded after the rewrite (see the
+    module's docstring); forgotten, it reruns. An older entry that happens to match the rewrite is
+    forgotten too: that costs a rerun, never a wrong result. Its run-cache record goes with it.
+    Returns the stages forgotten."""
+    loader = YAML(typ="rt", pure=True) if YAML is not None else None
+    text = lock_file.read_text()
+    lock = loader.load(text) if loader else yaml.safe_load(text)
+    stages = lock.get("stages") or {}
+    stale = [name for name, entry in stages.items() if name != "params"
+             and recorded_as(entry, params_file, current)
+             and not recorded_as(entry, params_file, validated)]
+    if stale:
+        plain = read_yaml(lock_file)["stages"]  # as DVC hashes it, without ruamel's comments
+        for name in stale:
+            forget_run_cache(lock_file.parent, plain[name])
+            del stages[name]
+        if loader:
+            buffer = io.StringIO()
+            loader.dump(lock, buffer)
+            write_text(lock_file, buffer.getvalue())
+        else:
+            write_text(lock_file, yaml.safe_dump(lock, sort_keys=False))
+    return stale
+
+
 def check_unchanged(params_file: str, lock_file: Path) -> None:
     """Refuse if params.yaml differs from what the `params` stage validated in this run."""
     try:
@@ -84,11 +156,15 @@ def check_unchanged(params_file: str, lock_file: Path) -> None:
     changed = sorted(key for key in set(validated) | set(current)
                      if not same(validated.get(key), current.get(key)))
     if changed:
+        forgotten = forget_misrecorded(lock_file, params_file, validated, current)
+        rerun = (f"; {lock_file} had recorded {', '.join(forgotten)} with the new values after "
+                 "it ran with the validated ones, so it forgets them and DVC reruns them"
+                 if forgotten else "")
         raise ConfigError(
             f"{params_file} changed after the `params` stage validated it ({', '.join(changed)}; "
             f"see {lock_file}): a second `dvc exp run` in this workspace rewrites it; run one at a "
             "time or queue them (`dvc exp run --queue ...`, then `dvc queue start`), and run "
-            "`dvc exp run` again")
+            f"`dvc exp run` again{rerun}")
 
 
 @exit_on_user_error

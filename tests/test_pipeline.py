@@ -173,10 +173,14 @@ def test_the_users_commands_work_end_to_end(repo, tmp_path):
     assert stopped[0].startswith("error: params.yaml changed after the `params` stage validated")
     assert "dvc exp run --queue" in stopped[0]
     assert not errors  # the second is refused by DVC itself ("... is busy")
-    # the stage it stopped in is not recorded with either setting (DVC reruns it next time)
+    # no stage is recorded with the second run's setting: the one it stopped in is not recorded
+    # (DVC reruns it next time), one it finished is recorded as it ran, and one recorded after the
+    # rewrite is forgotten (tests/test_pipeline_guards.py), whenever the rewrite lands
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     baseline = yaml.safe_load(run(["git", "show", "HEAD:params.yaml"], repo))["train"]["lr"]
-    assert lock["train@unet-minimal-0"]["params"]["params.yaml"]["train"]["lr"] == baseline
+    recorded = {name: entry["params"]["params.yaml"]["train"]["lr"]
+                for name, entry in lock.items() if name.startswith("train@")}
+    assert set(recorded.values()) <= {baseline, 0.02}, recorded
     run(["git", "checkout", "-q", "--", "."], repo)
     run(["dvc", "checkout", "-q", "--force"], repo)
     assert "Data and pipelines are up to date" in run(["dvc", "status"], repo)

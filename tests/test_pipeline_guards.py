@@ -124,6 +124,58 @@ def test_the_guard_refuses_a_params_yaml_rewritten_mid_run(tmp_path):
     assert "dvc exp run --queue" in result.stderr
 
 
+def test_a_stage_recorded_after_the_rewrite_is_forgotten_so_it_reruns(tmp_path):
+    """DVC reads params.yaml for a finished stage's lock entry after the stage's closing guard: a
+    rewrite in between records the second run's values beside the first run's outputs. The next
+    guard refuses and drops that entry; entries recorded with the validated or older values stay."""
+    write_params(tmp_path, train={"lr": 0.02})
+    validated = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    write_lock(tmp_path, validated)
+    lock = yaml.safe_load((tmp_path / "dvc.lock").read_text())
+
+    def entry(lr: float) -> dict:
+        return {"cmd": "python src/train.py", "params": {"params.yaml": {
+            "train": {**validated["train"], "lr": lr},
+            "data.image_size": validated["data"]["image_size"]}}}
+
+    lock["stages"].update({"train@a": entry(0.02), "train@b": entry(0.05), "train@c": entry(0.001)})
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    write_params(tmp_path, train={"lr": 0.05})  # the second `dvc exp run -S train.lr=0.05`
+    result = run_stage(tmp_path, "check_params.py", "--unchanged")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "dvc.lock had recorded train@b with the new values" in result.stderr
+    stages = yaml.safe_load((tmp_path / "dvc.lock").read_text())["stages"]
+    assert sorted(stages) == ["params", "train@a", "train@c"]
+    assert stages["train@a"] == entry(0.02)  # the rest of the lock as it was
+
+
+def test_a_forgotten_stage_is_rerun_not_restored_from_dvcs_run_cache(tmp_path):
+    """A stage with only cached outputs (like `evaluate` and `report`) also leaves a run-cache
+    record for the values it was recorded with; forgetting its lock entry alone would let DVC
+    restore the mis-recorded outputs from there. Real DVC, a two-stage toy project."""
+    dvc = [sys.executable, "-m", "dvc"]
+    (tmp_path / "params.yaml").write_text("x: 1\n")
+    (tmp_path / "in.txt").write_text("input\n")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "params": {"cmd": "echo ok > ok.txt", "params": [{"params.yaml": None}],
+                   "outs": [{"ok.txt": {"cache": False}}]},
+        "copy": {"cmd": "cp in.txt out.txt", "deps": ["in.txt", "ok.txt"], "params": ["x"],
+                 "outs": ["out.txt"]}}}))
+    subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*dvc, "repro", "-q"], cwd=tmp_path, check=True, env=stage_env())
+    assert list((tmp_path / ".dvc/cache/runs").rglob("*"))  # DVC kept a run-cache record
+    # as if the run had validated x: 0 and `copy` had been recorded after a rewrite to x: 1
+    lock = yaml.safe_load((tmp_path / "dvc.lock").read_text())
+    lock["stages"]["params"]["params"]["params.yaml"] = {"x": 0}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    result = run_stage(tmp_path, "check_params.py", "--unchanged")
+    assert result.returncode == 2 and "had recorded copy with the new values" in result.stderr
+    assert "copy" not in yaml.safe_load((tmp_path / "dvc.lock").read_text())["stages"]
+    rerun = subprocess.run([*dvc, "repro", "copy", "--single-item"], cwd=tmp_path, check=True,
+                           env=stage_env(), capture_output=True, text=True).stdout
+    assert "Running stage 'copy'" in rerun and "restored" not in rerun.lower(), rerun
+
+
 def test_an_interrupted_write_leaves_hidden_litter_that_the_next_write_removes(tmp_path):
     class Killed(Exception):
         pass
