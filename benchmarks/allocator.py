@@ -2,12 +2,14 @@
 
     python benchmarks/allocator.py [--paths train evaluate sweep audit] [--repeats 3]
 
-Each CPU path runs in a fresh process twice per repeat, with `EQUISEG_MALLOC=default` (glibc as
-it comes: big buffers mapped and unmapped around every forward pass) and with the fix; the table
-gives the median images/s, user and system CPU seconds and minor page faults of each. The paths:
-train (Group U-Net training steps, batch 16 at 64 px), evaluate (`image_scores`-style forward
-passes, batch 16 at 64 px), sweep (the stage's rotation sweep over 4 images at 64 px) and audit
-(`equiseg audit` of a Group U-Net with random weights on 2 synthetic 256 px images, 8 angles).
+Each CPU path runs in a fresh process per repeat, three ways: as it comes (`EQUISEG_MALLOC=default`:
+glibc maps and unmaps big buffers around every forward pass), with glibc told to keep freed
+memory (what the stages do), and also with transparent huge pages for torch's big buffers (what
+`equiseg audit` does). The table gives the median images/s, user and system CPU seconds and minor
+page faults of each. The paths: train (Group U-Net training steps, batch 16 at 64 px), evaluate
+(`image_scores`-style forward passes, batch 16 at 64 px), sweep (the stage's rotation sweep over 4
+images at 64 px) and audit (the whole `equiseg audit` command, start-up included, of a Group U-Net
+with random weights on `--audit-images` synthetic 256 px images, 8 angles).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -25,6 +28,9 @@ from pathlib import Path
 import numpy as np
 
 PATHS = ("train", "evaluate", "sweep", "audit")
+MODES = {"as it comes": {"EQUISEG_MALLOC": "default"},
+         "keep freed": {"THP_MEM_ALLOC_ENABLE": "0"},
+         "+ huge pages": {"THP_MEM_ALLOC_ENABLE": "1"}}
 
 
 def workload(path: str) -> float:
@@ -78,17 +84,20 @@ def write_images(folder: Path, count: int, size: int) -> None:
         cv2.imwrite(str(folder / f"{name}.png"), np.ascontiguousarray(rgb[:, :, ::-1]))
 
 
-def measure(path: str, mode: str, scratch: Path) -> dict[str, float]:
-    env = {**os.environ, "EQUISEG_MALLOC": mode}
+def measure(path: str, mode: str, scratch: Path, images: int) -> dict[str, float]:
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("EQUISEG_MALLOC", "THP_MEM_ALLOC_ENABLE")}
+    env.update(MODES[mode])
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     if path == "audit":
         command = [sys.executable, "-m", "equiseg", "audit", "--model",
                    "equiseg.nn.models:build_model", "--model-kwargs", '{"name": "gunet"}',
-                   "--images", str(scratch / "images"), "--out", str(scratch / f"out-{mode}"),
+                   "--images", str(scratch / "images"), "--out", str(scratch / "out"),
                    "--perturb", "rotate", "--angle-step", "45"]
         start = time.perf_counter()
         subprocess.run(command, env=env, check=True, capture_output=True)
-        rate = 2 / (time.perf_counter() - start)
+        rate = images / (time.perf_counter() - start)
+        shutil.rmtree(scratch / "out")
     else:
         done = subprocess.run([sys.executable, __file__, "--child", path], env=env, check=True,
                               capture_output=True, text=True)
@@ -103,6 +112,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--audit-images", type=int, default=8,
+                        help="images the audit path reads (its start-up is shared by them)")
     parser.add_argument("--child", choices=PATHS[:3], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -111,16 +122,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         if "audit" in args.paths:
-            write_images(scratch / "images", 2, 256)
-        print(f"{'path':<9} {'allocator':<9} {'images/s':>9} {'user s':>7} {'system s':>8} "
+            write_images(scratch / "images", args.audit_images, 256)
+        print(f"{'path':<9} {'allocator':<13} {'images/s':>9} {'user s':>7} {'system s':>8} "
               f"{'minor faults':>12}")
         for path in args.paths:
-            runs = {mode: [measure(path, mode, scratch) for _ in range(args.repeats)]
-                    for mode in ("default", "tuned")}
+            runs = {mode: [measure(path, mode, scratch, args.audit_images)
+                           for _ in range(args.repeats)] for mode in MODES}
             for mode, results in runs.items():
                 median = {k: statistics.median(r[k] for r in results) for k in results[0]}
-                print(f"{path:<9} {mode:<9} {median['images/s']:>9.3f} {median['user s']:>7.1f} "
-                      f"{median['system s']:>8.1f} {median['minor faults']:>12,.0f}")
+                print(f"{path:<9} {mode:<13} {median['images/s']:>9.3f} "
+                      f"{median['user s']:>7.1f} {median['system s']:>8.1f} "
+                      f"{median['minor faults']:>12,.0f}")
 
 
 if __name__ == "__main__":

@@ -161,7 +161,7 @@ def test_a_pixelwise_model_is_consistent_under_whole_shifts_and_the_summary_has_
 # -- every place reads the registry --------------------------------------------------------------
 
 def test_the_command_line_offers_the_registrys_families_and_a_flag_per_level_list():
-    from equiseg.cli import build_parser
+    from equiseg.cli.commands import build_parser
 
     parser = build_parser()
     audit = parser._subparsers._group_actions[0].choices["audit"]
