@@ -5,7 +5,7 @@ heap top), so each forward pass maps and faults in its activation buffers anew: 
 system time than half the user time in the audit. `keep_freed_memory` stops glibc from mapping big
 buffers and from trimming the heap, so freed buffers are reused. `huge_pages_for_torch` asks torch
 for transparent huge pages on its big buffers (`THP_MEM_ALLOC_ENABLE`: 512 times fewer faults on
-memory touched for the first time, as the audit's many image and canvas sizes do); the audit
+memory touched for the first time, which the audit still does at every image); the audit
 command asks for them, the stages do not (measured: 1.2x the audit's images/s, 8% slower training
 at 64 px). Both change the process they run in, so the library never calls them on import;
 commands (stages, the CLI) call them first, before torch allocates anything (torch reads that
