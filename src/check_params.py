@@ -105,14 +105,14 @@ def forget_run_cache(root: Path, entry: dict[str, Any]) -> None:
         return
 
 
-def forget_misrecorded(lock_file: Path, params_file: str, validated: dict[str, Any],
-                       current: dict[str, Any]) -> list[str]:
+def forget_misrecorded(lock_file: Path, recorded: dict[str, Any], params_file: str,
+                       validated: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Drop from dvc.lock the stages recorded with the rewritten values, not the validated ones.
 
     Such a stage finished with the validated values and was recorded after the rewrite (see the
     module's docstring); forgotten, it reruns. An older entry that happens to match the rewrite is
-    forgotten too: that costs a rerun, never a wrong result. Its run-cache record goes with it.
-    Returns the stages forgotten."""
+    forgotten too: that costs a rerun, never a wrong result. Its run-cache record goes with it,
+    found from `recorded` (the lock's stages as already read). Returns the stages forgotten."""
     loader = YAML(typ="rt", pure=True) if YAML is not None else None
     text = lock_file.read_text()
     lock = loader.load(text) if loader else yaml.safe_load(text)
@@ -121,9 +121,8 @@ def forget_misrecorded(lock_file: Path, params_file: str, validated: dict[str, A
              and recorded_as(entry, params_file, current)
              and not recorded_as(entry, params_file, validated)]
     if stale:
-        plain = read_yaml(lock_file)["stages"]  # as DVC hashes it, without ruamel's comments
-        for name in stale:
-            forget_run_cache(lock_file.parent, plain[name])
+        for name in stale:  # hashed as read plainly, without ruamel's comments
+            forget_run_cache(lock_file.parent, recorded[name])
             del stages[name]
         if loader:
             buffer = io.StringIO()
@@ -156,7 +155,8 @@ def check_unchanged(params_file: str, lock_file: Path) -> None:
     changed = sorted(key for key in set(validated) | set(current)
                      if not same(validated.get(key), current.get(key)))
     if changed:
-        forgotten = forget_misrecorded(lock_file, params_file, validated, current)
+        forgotten = forget_misrecorded(lock_file, lock.get("stages", {}), params_file, validated,
+                                       current)
         rerun = (f"; {lock_file} had recorded {', '.join(forgotten)} with the new values after "
                  "it ran with the validated ones, so it forgets them and DVC reruns them"
                  if forgotten else "")
