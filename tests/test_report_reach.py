@@ -1,5 +1,6 @@
-"""The report shows how far each group reaches: consistency against angle for the plain net, p4
-and C8 on one figure with the quarter and eighth turns marked, and a line in the Findings."""
+"""The report shows how far each group reaches: consistency against angle for the plain net and
+every group net on one figure with the quarter and eighth turns marked, and a line in the
+Findings."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from equiseg.report.run_results import RunResults
 from tests.report_fixtures import fake_params, write_fake_outputs
 from tests.test_report import setting
 
-MODELS = ("unet", "gunet", "gunet_p4m", "gunet_c8")
+MODELS = ("unet", "gunet", "gunet_p4m", "gunet_c8", "gunet_d8")
 GROUPS = {"unet-minimal": "trivial", "gunet-minimal": "p4", "gunet_p4m-minimal": "p4m",
-          "gunet_c8-minimal": "c8"}
+          "gunet_c8-minimal": "c8", "gunet_d8-minimal": "d8"}
 
 
 def run(model: str, step: float = 15.0) -> RunResults:
@@ -31,29 +32,30 @@ def vertical_lines(figure) -> set[tuple[float, str]]:
             if len(line.get_xdata()) == 2 and line.get_xdata()[0] == line.get_xdata()[1]}
 
 
-def test_the_figure_draws_plain_p4_and_c8_and_marks_quarter_and_eighth_turns():
+def test_the_figure_draws_every_group_and_marks_quarter_and_eighth_turns():
     figure = draw_reach_figure([run(m) for m in MODELS], GROUPS)
     ax = figure.axes[0]
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
-    assert {"unet-minimal", "gunet-minimal", "gunet_c8-minimal"} <= set(legend)
-    assert "gunet_p4m-minimal" not in legend  # p4m is not one of the three groups compared
-    assert {"quarter turns (p4 and C8)", "eighth turns (C8 only)"} <= set(legend)
+    assert {f"{m}-minimal" for m in MODELS} <= set(legend)
+    assert {"quarter turns (every group)", "eighth turns (C8 and D8 only)"} <= set(legend)
     marks = vertical_lines(figure)
     assert {(90.0, "--"), (180.0, "--"), (270.0, "--")} <= marks
     assert {(45.0, ":"), (135.0, ":"), (225.0, ":"), (315.0, ":")} <= marks
     assert not {(45.0, "--"), (90.0, ":")} & marks  # two styles, never mixed up
 
 
-def test_without_a_plain_p4_or_c8_model_there_is_no_figure():
-    assert draw_reach_figure([run("gunet_p4m")], GROUPS) is None
+def test_without_a_model_of_a_known_group_there_is_no_figure():
+    assert draw_reach_figure([run("gunet_p4m")], {"gunet_p4m-minimal": "o2"}) is None
+    assert draw_reach_figure([], GROUPS) is None
 
 
 def test_the_finding_ranks_the_runs_at_the_eighth_turns_and_says_when_the_sweep_misses_them():
-    runs = [run("unet"), run("gunet_c8")]
+    runs = [run("unet"), run("gunet_c8"), run("gunet_d8")]
     line = eighth_turn_finding(runs, GROUPS)
     assert "**At the eighth turns** (45°, 135°, 225°, 315°" in line
-    # 1 - mean(45, 135, 225, 315) / 1000 = 0.820 for both: ties keep the order given
-    assert "`unet-minimal` 0.820 (plain), `gunet_c8-minimal` 0.820 (C8)." in line
+    # 1 - mean(45, 135, 225, 315) / 1000 = 0.820 for all: ties keep the order given
+    assert ("`unet-minimal` 0.820 (plain), `gunet_c8-minimal` 0.820 (C8), "
+            "`gunet_d8-minimal` 0.820 (D8).") in line
     missed = eighth_turn_finding([run("unet", step=30.0)], GROUPS)
     assert "cannot be compared" in missed and "`unet-minimal`" not in missed
 

@@ -1,6 +1,6 @@
 """How far each model's group reaches, in the pipeline's report: consistency against angle for the
-plain net, p4 and C8 on one figure, the quarter turns (p4's and C8's) and the eighth turns (C8's
-alone) marked, and the Findings' line at the eighth turns.
+plain net and every group net (p4, p4m, C8, D8) on one figure, the quarter turns (every group's)
+and the eighth turns (C8's and D8's alone) marked, and the Findings' line at the eighth turns.
 
 The turns come from `equiseg.nn.groups.group_turn`, the one mapping from a group to its angles.
 Off the quarter turns the input is resampled, so no model is exact there: the eighth turns are
@@ -22,15 +22,16 @@ from equiseg.report.run_results import RunResults
 
 REACH_FIGURE = "rotation_group_reach.png"
 # the groups drawn, and how the report names them
-REACH_GROUPS = {"trivial": "plain", "p4": "p4", "c8": "C8"}
+REACH_GROUPS = {"trivial": "plain", "p4": "p4", "p4m": "p4m", "c8": "C8", "d8": "D8"}
 QUARTER_TURNS = tuple(group_angles(group_turn("p4")))
 EIGHTH_TURNS = tuple(a for a in group_angles(group_turn("c8")) if a not in QUARTER_TURNS)
-REACH_MARKS: tuple[Mark, ...] = ((QUARTER_TURNS, "--", "quarter turns (p4 and C8)"),
-                                 (EIGHTH_TURNS, ":", "eighth turns (C8 only)"))
-CAPTION = ("The reach of each group: consistency IoU against rotation angle for the plain net, "
-           "p4 and C8 (mean over seeds, band ± sd), dashed verticals at the quarter turns (in p4 "
-           "and C8), dotted ones at the eighth turns (in C8 alone). Turning the input by an "
-           "eighth turn resamples it, so there C8 can be close but never exact.")
+REACH_MARKS: tuple[Mark, ...] = ((QUARTER_TURNS, "--", "quarter turns (every group)"),
+                                 (EIGHTH_TURNS, ":", "eighth turns (C8 and D8 only)"))
+CAPTION = ("The reach of each group: consistency IoU against rotation angle for the plain net "
+           "and each group net (mean over seeds, band ± sd), dashed verticals at the quarter "
+           "turns (in every group), dotted ones at the eighth turns (in C8 and D8 alone). "
+           "Turning the input by an eighth turn resamples it, so there C8 and D8 can be close "
+           "but never exact.")
 
 
 def reach_runs(runs: list[RunResults], groups: Mapping[str, str]) -> list[RunResults]:
@@ -40,7 +41,7 @@ def reach_runs(runs: list[RunResults], groups: Mapping[str, str]) -> list[RunRes
 
 def draw_reach_figure(runs: list[RunResults], groups: Mapping[str, str],
                       colors: Mapping[str, tuple] | None = None) -> Figure | None:
-    """The figure, or None when the run has no plain, p4 or C8 model."""
+    """The figure, or None when the run has no model whose group is drawn."""
     shown = reach_runs(runs, groups)
     if not shown:
         return None
@@ -71,7 +72,7 @@ def eighth_turn_finding(runs: list[RunResults], groups: Mapping[str, str]) -> st
     if not shown:
         return None
     turns = ", ".join(f"{a:g}°" for a in EIGHTH_TURNS)
-    head = (f"**At the eighth turns** ({turns}, which C8 covers and p4 does not; mean consistency "
+    head = (f"**At the eighth turns** ({turns}, which C8 and D8 cover and p4 and p4m do not; mean "
             "IoU, judged by consistency alone since turning the input there resamples it)")
     values = {r.label: eighth_turn_consistency(r.rotation) for r in shown}
     measured = sorted((r for r in shown if values[r.label] is not None),
