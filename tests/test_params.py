@@ -38,6 +38,11 @@ def test_model_switch_narrows_the_matrix(tmp_path, override, expected):
     assert parse_params(compose(tmp_path, override)).models == expected
 
 
+def test_every_model_has_its_own_switch(tmp_path):
+    for name in load_params(ROOT / "params.yaml").architectures:
+        assert parse_params(compose(tmp_path, f"model={name}")).models == (name,), name
+
+
 def test_paper_profile_on_leeds_is_the_seeds_setting(tmp_path):
     params = parse_params(compose(tmp_path, "profile=paper", "data=leeds"))
     assert (params.data.image_size, params.data.pad_size) == (256, 384)
