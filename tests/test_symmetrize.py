@@ -1,5 +1,5 @@
-"""`equiseg.symmetrize`: any model averaged over p4/p4m is exactly equivariant, and the audit shows
-it beside the original."""
+"""`equiseg.symmetrize`: any model averaged over p4/p4m is exactly equivariant, averaged over C8
+exact at the quarter turns and closer between them, and the audit shows it beside the original."""
 
 import pytest
 import torch
@@ -9,6 +9,18 @@ import equiseg
 import equiseg.nn
 from equiseg.nn.groups import act_on_image, get_group
 from tests.audit_helpers import audit_ok, disc_masks, tiny_folder, write_models
+
+
+# a model file for the audit: a small plain CNN, neither rotation- nor flip-equivariant
+PLAIN_MODEL_FILE = '''
+import torch
+from torch import nn
+
+
+def plain():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 1, 3, padding=1))
+'''
 
 
 def plain_conv_net() -> nn.Module:
@@ -46,15 +58,7 @@ def test_it_averages_the_undone_outputs_and_handles_non_square_inputs():
 def test_audit_shows_original_and_symmetrized_side_by_side(tmp_path, capsys):
     images = tiny_folder(tmp_path, count=2)
     masks = disc_masks(tmp_path, ["img0", "img1"])
-    models = write_models(tmp_path, '''
-import torch
-from torch import nn
-
-
-def plain():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 1, 3, padding=1))
-''')
+    models = write_models(tmp_path, PLAIN_MODEL_FILE)
     summary = audit_ok(capsys, tmp_path / "out", "--model", f"{models}:plain", "--images",
                        str(images), "--masks", str(masks), "--symmetrize", "p4m",
                        "--perturb", "rotate,flip")
@@ -67,6 +71,22 @@ def plain():
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## Symmetrized model" in report and "symmetrized (p4m)" in report
     assert (tmp_path / "out" / "results_symmetrized.csv").is_file()
+
+
+def test_audit_symmetrizes_over_c8_exact_at_quarter_turns_and_more_consistent_between(tmp_path,
+                                                                                      capsys):
+    images = tiny_folder(tmp_path, count=2)
+    models = write_models(tmp_path, PLAIN_MODEL_FILE)
+    summary = audit_ok(capsys, tmp_path / "out", "--model", f"{models}:plain", "--images",
+                       str(images), "--symmetrize", "c8", "--perturb", "rotate,flip",
+                       "--angle-step", "45")
+    original, symmetrized = summary["perturbations"], summary["symmetrized"]["perturbations"]
+    assert summary["symmetrized"]["group"] == "c8"
+    assert original["rotate"]["exact_at_90_multiples"] is False
+    assert symmetrized["rotate"]["exact_at_90_multiples"] is True
+    assert symmetrized["flip_h"]["exact"] is False  # C8 holds no mirror
+    for closer in ("consistency_iou_off_grid", "psnr_db_off_grid"):  # at 45, 135, ... degrees
+        assert symmetrized["rotate"][closer] > original["rotate"][closer], closer
 
 
 def test_c8_symmetrization_is_exact_at_quarter_turns_and_closer_at_eighth_turns():
