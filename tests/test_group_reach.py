@@ -100,7 +100,8 @@ def test_without_the_group_the_audit_summary_is_as_before_and_the_stage_row_says
 
 def test_on_the_networks_themselves_the_summary_tells_c8_from_p4():
     """Random weights: gunet_c8 and gunet are exact at quarter turns; only gunet's group stops
-    there, so only its exactness at its own angles is verified."""
+    there, so only its exactness at its own angles is verified; at the eighth turns gunet_c8's raw
+    outputs stay closer to the turned ones than gunet's (measured 31.3 against 26.5 dB)."""
     small = {"filters": (4, 4, 8, 8), "norm_groups": 2}
     items = images(count=1, size=32)
     summaries = {}
@@ -114,3 +115,6 @@ def test_on_the_networks_themselves_the_summary_tells_c8_from_p4():
     assert summaries["gunet_c8"]["exact_at_group_angles"] is None
     at_45 = summaries["gunet_c8"]["consistency_iou_at_group_angles_off_grid"]
     assert at_45 is not None and 0.0 <= at_45 <= 1.0
+    # the swept angles off the quarter turns are the eighth turns here; thresholded masks of random
+    # weights say little, the raw outputs' agreement (dB) shows the finer group
+    assert summaries["gunet_c8"]["psnr_db_off_grid"] > summaries["gunet"]["psnr_db_off_grid"] + 2
