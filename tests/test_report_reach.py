@@ -37,15 +37,16 @@ def test_the_figure_draws_every_group_and_marks_quarter_and_eighth_turns():
     ax = figure.axes[0]
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
     assert {f"{m}-minimal" for m in MODELS} <= set(legend)
-    assert {"quarter turns (every group)", "eighth turns (C8 and D8 only)"} <= set(legend)
+    assert {"quarter turns (every group net)", "eighth turns (C8 and D8 only)"} <= set(legend)
     marks = vertical_lines(figure)
     assert {(90.0, "--"), (180.0, "--"), (270.0, "--")} <= marks
     assert {(45.0, ":"), (135.0, ":"), (225.0, ":"), (315.0, ":")} <= marks
     assert not {(45.0, "--"), (90.0, ":")} & marks  # two styles, never mixed up
 
 
-def test_without_a_model_of_a_known_group_there_is_no_figure():
-    assert draw_reach_figure([run("gunet_p4m")], {"gunet_p4m-minimal": "o2"}) is None
+def test_without_a_rotation_sweep_there_is_no_figure():
+    unswept = RunResults("gunet_c8", "minimal", pd.DataFrame(), rotation=None)
+    assert draw_reach_figure([unswept], GROUPS) is None
     assert draw_reach_figure([], GROUPS) is None
 
 

@@ -25,7 +25,7 @@ REACH_FIGURE = "rotation_group_reach.png"
 REACH_GROUPS = {"trivial": "plain", "p4": "p4", "p4m": "p4m", "c8": "C8", "d8": "D8"}
 QUARTER_TURNS = tuple(group_angles(group_turn("p4")))
 EIGHTH_TURNS = tuple(a for a in group_angles(group_turn("c8")) if a not in QUARTER_TURNS)
-REACH_MARKS: tuple[Mark, ...] = ((QUARTER_TURNS, "--", "quarter turns (every group)"),
+REACH_MARKS: tuple[Mark, ...] = ((QUARTER_TURNS, "--", "quarter turns (every group net)"),
                                  (EIGHTH_TURNS, ":", "eighth turns (C8 and D8 only)"))
 CAPTION = ("The reach of each group: consistency IoU against rotation angle for the plain net "
            "and each group net (mean over seeds, band ± sd), dashed verticals at the quarter "
