@@ -25,13 +25,17 @@ REACH_FIGURE = "rotation_group_reach.png"
 REACH_GROUPS = {"trivial": "plain", "p4": "p4", "p4m": "p4m", "c8": "C8", "d8": "D8"}
 QUARTER_TURNS = tuple(group_angles(group_turn("p4")))
 EIGHTH_TURNS = tuple(a for a in group_angles(group_turn("c8")) if a not in QUARTER_TURNS)
+# the drawn groups that hold the eighth turns ("C8 and D8"), and the group nets that stop at the
+# quarter turns ("p4 and p4m"), as `group_turn` says
+_EIGHTHS_HELD = " and ".join(n for g, n in REACH_GROUPS.items() if group_turn(g) <= 45)
+_QUARTERS_ONLY = " and ".join(n for g, n in REACH_GROUPS.items() if group_turn(g) == 90)
 REACH_MARKS: tuple[Mark, ...] = ((QUARTER_TURNS, "--", "quarter turns (every group net)"),
-                                 (EIGHTH_TURNS, ":", "eighth turns (C8 and D8 only)"))
+                                 (EIGHTH_TURNS, ":", f"eighth turns ({_EIGHTHS_HELD} only)"))
 CAPTION = ("The reach of each group: consistency IoU against rotation angle for the plain net "
            "and each group net (mean over seeds, band ± sd), dashed verticals at the quarter "
-           "turns (in every group), dotted ones at the eighth turns (in C8 and D8 alone). "
-           "Turning the input by an eighth turn resamples it, so there C8 and D8 can be close "
-           "but never exact.")
+           f"turns (in every group), dotted ones at the eighth turns (in {_EIGHTHS_HELD} alone). "
+           f"Turning the input by an eighth turn resamples it, so there {_EIGHTHS_HELD} can be "
+           "close but never exact.")
 
 
 def reach_runs(runs: list[RunResults], groups: Mapping[str, str]) -> list[RunResults]:
@@ -72,8 +76,9 @@ def eighth_turn_finding(runs: list[RunResults], groups: Mapping[str, str]) -> st
     if not shown:
         return None
     turns = ", ".join(f"{a:g}°" for a in EIGHTH_TURNS)
-    head = (f"**At the eighth turns** ({turns}, which C8 and D8 cover and p4 and p4m do not; mean "
-            "IoU, judged by consistency alone since turning the input there resamples it)")
+    head = (f"**At the eighth turns** ({turns}, which {_EIGHTHS_HELD} cover and {_QUARTERS_ONLY} "
+            "do not; mean IoU, judged by consistency alone since turning the input there "
+            "resamples it)")
     values = {r.label: eighth_turn_consistency(r.rotation) for r in shown}
     measured = sorted((r for r in shown if values[r.label] is not None),
                       key=lambda r: values[r.label], reverse=True)
